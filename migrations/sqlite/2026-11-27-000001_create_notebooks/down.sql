@@ -1,0 +1,3 @@
+DROP TABLE cells;
+DROP TABLE notebooks;
+DROP TABLE users;

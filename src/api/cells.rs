@@ -1,0 +1,98 @@
+//! Cells: create, update code, delete.
+
+use actix_web::{delete, post, put, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::body::JsonBody;
+use crate::auth::AuthUser;
+use crate::db::store::NewCell;
+use crate::error::ApiError;
+use crate::notebook::CellType;
+use crate::server::AppState;
+
+/// Body of `POST /api/notebooks/{id}/cells`.
+#[derive(Deserialize)]
+pub struct CreateCell {
+    #[serde(rename = "type", default = "default_type")]
+    cell_type: String,
+    after_cell_id: Option<String>,
+    #[serde(default)]
+    code: String,
+}
+
+fn default_type() -> String {
+    "python".into()
+}
+
+/// Body of `PUT /api/notebooks/{id}/cells/{cell_id}`.
+#[derive(Deserialize)]
+pub struct UpdateCell {
+    code: String,
+    expected_revision: Option<i64>,
+}
+
+/// Adds a cell at the end or after `after_cell_id`.
+#[post("/api/notebooks/{id}/cells")]
+pub async fn create(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<CreateCell>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let cell_type = CellType::parse(&body.cell_type).ok_or_else(|| {
+        ApiError::Unprocessable(format!(
+            "unknown cell type '{}': expected 'python' or 'sql'",
+            body.cell_type
+        ))
+    })?;
+    let cell = NewCell {
+        id: uuid::Uuid::new_v4().to_string(),
+        cell_type: cell_type.as_str().to_string(),
+        code: body.code,
+    };
+    let (row, _index, _revision) = state
+        .store
+        .create_cell(&user.user_id, &path, cell, body.after_cell_id.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "cell_id": row.id })))
+}
+
+/// Replaces a cell's code (409 when it changed after `expected_revision`).
+#[put("/api/notebooks/{id}/cells/{cell_id}")]
+pub async fn update(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<UpdateCell>,
+) -> Result<HttpResponse, ApiError> {
+    let (notebook_id, cell_id) = path.into_inner();
+    let body = body.0;
+    let (_row, revision) = state
+        .store
+        .update_cell_code(
+            &user.user_id,
+            &notebook_id,
+            &cell_id,
+            &body.code,
+            body.expected_revision,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
+}
+
+/// Deletes a cell.
+#[delete("/api/notebooks/{id}/cells/{cell_id}")]
+pub async fn delete(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (notebook_id, cell_id) = path.into_inner();
+    let revision = state
+        .store
+        .delete_cell(&user.user_id, &notebook_id, &cell_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
+}

@@ -1,0 +1,44 @@
+//! REST handlers, one file per resource.
+
+pub mod body;
+pub mod cells;
+pub mod client_config;
+pub mod health;
+pub mod notebooks;
+
+use actix_web::web;
+
+use crate::db::store::StoreError;
+use crate::error::ApiError;
+
+/// Registers every REST route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::health)
+        .service(health::ready)
+        .service(client_config::client_config)
+        .service(notebooks::create)
+        .service(notebooks::list)
+        .service(notebooks::get)
+        .service(notebooks::rename)
+        .service(notebooks::set_db)
+        .service(notebooks::delete)
+        .service(cells::create)
+        .service(cells::update)
+        .service(cells::delete);
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotebookNotFound => ApiError::notebook_not_found(),
+            StoreError::CellNotFound => ApiError::NotFound("Cell not found".into()),
+            StoreError::AfterCellNotFound => ApiError::NotFound("after_cell_id not found".into()),
+            e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::Db(crate::db::DbError::Unavailable(msg)) => {
+                log::error!("database unavailable: {msg}");
+                ApiError::Unavailable("database unavailable".into())
+            }
+            StoreError::Db(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Notebooks: create, list, read, rename, set the SQL connection, delete.
+
+use actix_web::{delete, get, post, put, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::body::JsonBody;
+use crate::auth::AuthUser;
+use crate::db::models::NotebookRow;
+use crate::error::ApiError;
+use crate::notebook::{demo, Cell};
+use crate::server::AppState;
+use crate::sql::conn_string;
+
+const MAX_NAME_CHARS: usize = 200;
+
+/// Body of `POST /api/notebooks`.
+#[derive(Deserialize)]
+pub struct CreateNotebook {
+    name: Option<String>,
+}
+
+/// Body of `PUT /api/notebooks/{id}/name`.
+#[derive(Deserialize)]
+pub struct Rename {
+    name: String,
+}
+
+/// Body of `PUT /api/notebooks/{id}/db`.
+#[derive(Deserialize)]
+pub struct SetDb {
+    connection_string: String,
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::Unprocessable("name must not be empty".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Creates an empty notebook.
+#[post("/api/notebooks")]
+pub async fn create(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    body: JsonBody<CreateNotebook>,
+) -> Result<HttpResponse, ApiError> {
+    let name = match body.0.name {
+        Some(name) => valid_name(&name)?,
+        None => "Untitled notebook".to_string(),
+    };
+    let now = chrono::Utc::now().naive_utc();
+    let row = NotebookRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner_id: user.user_id.clone(),
+        name,
+        db_conn_string: None,
+        revision: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let row = state.store.create_notebook(row).await?;
+    log::info!("user {} created notebook {}", user.user_id, row.id);
+    Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))
+}
+
+/// Lists the caller's notebooks; a first-time caller gets the demo notebook.
+#[get("/api/notebooks")]
+pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let owner = user.user_id.clone();
+    if state
+        .store
+        .register_user(&user.user_id, || demo::demo_notebook(&owner))
+        .await?
+    {
+        log::info!("new user {}: created the demo notebook", user.user_id);
+    }
+    let rows = state.store.list_notebooks(&user.user_id).await?;
+    let notebooks: Vec<_> = rows
+        .iter()
+        .map(|n| json!({ "id": n.id, "name": n.name }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "notebooks": notebooks })))
+}
+
+/// One notebook with its cells.
+#[get("/api/notebooks/{id}")]
+pub async fn get(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (notebook, rows) = state.store.get_notebook(&user.user_id, &path).await?;
+    let cells: Vec<Cell> = rows.iter().map(Cell::from_row).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "id": notebook.id,
+        "name": notebook.name,
+        "db_conn_string": notebook.db_conn_string.as_deref().map(conn_string::mask_password),
+        "revision": notebook.revision,
+        "cells": cells,
+    })))
+}
+
+/// Renames a notebook.
+#[put("/api/notebooks/{id}/name")]
+pub async fn rename(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<Rename>,
+) -> Result<HttpResponse, ApiError> {
+    let name = valid_name(&body.0.name)?;
+    state
+        .store
+        .rename_notebook(&user.user_id, &path, &name)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "name": name })))
+}
+
+/// Sets the notebook's PostgreSQL connection string (an empty string clears it).
+#[put("/api/notebooks/{id}/db")]
+pub async fn set_db(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<SetDb>,
+) -> Result<HttpResponse, ApiError> {
+    let conn = body.0.connection_string.trim().to_string();
+    let conn = if conn.is_empty() {
+        None
+    } else {
+        conn_string::validate(&conn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Some(conn)
+    };
+    state
+        .store
+        .set_db_conn_string(&user.user_id, &path, conn.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
+}
+
+/// Deletes a notebook and its cells.
+#[delete("/api/notebooks/{id}")]
+pub async fn delete(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.store.delete_notebook(&user.user_id, &path).await?;
+    log::info!("user {} deleted notebook {}", user.user_id, path.as_str());
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
+}

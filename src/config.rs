@@ -1,0 +1,274 @@
+//! Settings from the environment (a `.env` file is read too) and command-line flags.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Where notebooks are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A PostgreSQL URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+/// How tokens are verified; all optional (none set = local sign-in mode).
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// PEM public key text (`CLERK_JWT_KEY`), `\n` escapes accepted.
+    pub jwt_key: Option<String>,
+    /// A JWKS URL (`CLERK_JWKS_URL`).
+    pub jwks_url: Option<String>,
+    /// Clerk Backend API secret key (`CLERK_SECRET_KEY`), used to fetch the JWKS.
+    pub secret_key: Option<String>,
+    /// Clerk Backend API base URL (`CLERK_API_URL`).
+    pub api_url: String,
+    /// Accepted `azp` values (`CLERK_AUTHORIZED_PARTIES`); empty = not checked.
+    pub authorized_parties: Vec<String>,
+    /// Required `iss` (`CLERK_ISSUER`).
+    pub issuer: Option<String>,
+    /// Publishable key handed to the web UI (`CLERK_PUBLISHABLE_KEY`).
+    pub publishable_key: Option<String>,
+    /// Minimum seconds between two JWKS refetches caused by an unknown `kid`.
+    pub jwks_refetch_interval_secs: u64,
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: String,
+    /// The notebook store.
+    pub database: DatabaseTarget,
+    /// Directory for the SQLite file, the local signing key and kernel working directories.
+    pub data_dir: PathBuf,
+    /// CORS origins allowed to call the API (empty = same origin only).
+    pub allowed_origins: Vec<String>,
+    /// Token verification settings.
+    pub auth: AuthSettings,
+    /// Python interpreter for kernels.
+    pub python: String,
+    /// Per-cell execution limit in seconds.
+    pub kernel_timeout_secs: u64,
+    /// Kernel memory limit in MiB (0 = none).
+    pub kernel_memory_mb: u64,
+    /// Seconds a notebook room lingers with no sessions and no work before it stops.
+    pub room_idle_secs: u64,
+    /// Seconds a WebSocket may wait before authenticating.
+    pub ws_auth_timeout_secs: u64,
+    /// Seconds a WebSocket session may outlive its token before it is closed.
+    pub ws_auth_grace_secs: u64,
+    /// Serve the web UI from this directory instead of the embedded copy.
+    pub static_dir: Option<PathBuf>,
+    /// Apply pending migrations when serving.
+    pub migrate_on_start: bool,
+    /// Anthropic API key for the assistant.
+    pub anthropic_api_key: Option<String>,
+    /// Anthropic API base URL.
+    pub anthropic_base_url: String,
+    /// Anthropic model name.
+    pub anthropic_model: String,
+}
+
+impl Config {
+    /// Defaults for everything, storing data under `data_dir` (SQLite, local sign-in).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
+        Config {
+            bind: "127.0.0.1:8000".into(),
+            database: DatabaseTarget::Sqlite(data_dir.join("notebooks.db")),
+            data_dir,
+            allowed_origins: Vec::new(),
+            auth: AuthSettings {
+                api_url: DEFAULT_CLERK_API_URL.into(),
+                jwks_refetch_interval_secs: 30,
+                ..AuthSettings::default()
+            },
+            python: "python3".into(),
+            kernel_timeout_secs: 300,
+            kernel_memory_mb: 2048,
+            room_idle_secs: 300,
+            ws_auth_timeout_secs: 10,
+            ws_auth_grace_secs: 600,
+            static_dir: None,
+            migrate_on_start: true,
+            anthropic_api_key: None,
+            anthropic_base_url: DEFAULT_ANTHROPIC_URL.into(),
+            anthropic_model: DEFAULT_ANTHROPIC_MODEL.into(),
+        }
+    }
+}
+
+const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
+const DEFAULT_ANTHROPIC_URL: &str = "https://api.anthropic.com";
+const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+
+/// Settings as read from flags and environment variables (see the README's table).
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    pub bind: String,
+    /// PostgreSQL URL or `sqlite://PATH`; unset = SQLite file `notebooks.db` in DATA_DIR.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Comma-separated CORS origins.
+    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+    /// Clerk PEM public key.
+    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
+    pub clerk_jwt_key: Option<String>,
+    /// JWKS URL.
+    #[arg(long, env = "CLERK_JWKS_URL")]
+    pub clerk_jwks_url: Option<String>,
+    /// Clerk secret key (JWKS from the Backend API).
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    pub clerk_secret_key: Option<String>,
+    /// Clerk Backend API base URL.
+    #[arg(long, env = "CLERK_API_URL", default_value = DEFAULT_CLERK_API_URL)]
+    pub clerk_api_url: String,
+    /// Comma-separated accepted `azp` values.
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", default_value = "")]
+    pub clerk_authorized_parties: String,
+    /// Required token issuer.
+    #[arg(long, env = "CLERK_ISSUER")]
+    pub clerk_issuer: Option<String>,
+    /// Clerk publishable key for the web UI.
+    #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
+    pub clerk_publishable_key: Option<String>,
+    /// Python interpreter for kernels.
+    #[arg(long, env = "PYTHON", default_value = "python3")]
+    pub python: String,
+    /// Per-cell execution limit in seconds.
+    #[arg(long, env = "KERNEL_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kernel_timeout_secs: u64,
+    /// Kernel memory limit in MiB (0 = none).
+    #[arg(long, env = "KERNEL_MEMORY_MB", default_value_t = 2048)]
+    pub kernel_memory_mb: u64,
+    /// Seconds an idle notebook keeps its kernel.
+    #[arg(long, env = "ROOM_IDLE_SECS", default_value_t = 300)]
+    pub room_idle_secs: u64,
+    /// Seconds a WebSocket session may outlive its token.
+    #[arg(long, env = "WS_AUTH_GRACE_SECS", default_value_t = 600)]
+    pub ws_auth_grace_secs: u64,
+    /// Serve the web UI from this directory instead of the embedded copy.
+    #[arg(long, env = "STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Do not apply pending migrations at start.
+    #[arg(long)]
+    pub no_migrate: bool,
+    /// Anthropic API key for the assistant.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<String>,
+    /// Anthropic API base URL.
+    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = DEFAULT_ANTHROPIC_URL)]
+    pub anthropic_base_url: String,
+    /// Anthropic model.
+    #[arg(long, env = "ANTHROPIC_MODEL", default_value = DEFAULT_ANTHROPIC_MODEL)]
+    pub anthropic_model: String,
+}
+
+/// A setting that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct ConfigError {
+    /// The setting's name.
+    pub name: &'static str,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Parses a `DATABASE_URL` value.
+pub fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
+    let bad = |reason: &str| ConfigError {
+        name: "DATABASE_URL",
+        reason: reason.to_string(),
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url::Url::parse(url).map_err(|e| bad(&format!("not a valid URL ({e})")))?;
+        Ok(DatabaseTarget::Postgres(url.to_string()))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(bad("sqlite URL has no file path"));
+        }
+        Ok(DatabaseTarget::Sqlite(PathBuf::from(path)))
+    } else {
+        Err(bad("expected postgres://, postgresql:// or sqlite://PATH"))
+    }
+}
+
+impl Settings {
+    /// Validates the settings into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let mut config = Config::with_data_dir(self.data_dir.clone());
+        if self.bind.parse::<std::net::SocketAddr>().is_err()
+            && !self.bind.contains(':')
+        {
+            return Err(ConfigError {
+                name: "BIND",
+                reason: format!("'{}' is not HOST:PORT", self.bind),
+            });
+        }
+        config.bind = self.bind;
+        if let Some(url) = non_empty(self.database_url) {
+            config.database = parse_database_url(&url)?;
+        }
+        config.allowed_origins = comma_list(&self.allowed_origins);
+        for origin in &config.allowed_origins {
+            if origin != "*" && url::Url::parse(origin).is_err() {
+                return Err(ConfigError {
+                    name: "ALLOWED_ORIGINS",
+                    reason: format!("'{origin}' is not an origin like https://example.com"),
+                });
+            }
+        }
+        config.auth.jwt_key = non_empty(self.clerk_jwt_key);
+        config.auth.jwks_url = non_empty(self.clerk_jwks_url);
+        config.auth.secret_key = non_empty(self.clerk_secret_key);
+        config.auth.api_url = self.clerk_api_url.trim_end_matches('/').to_string();
+        config.auth.authorized_parties = comma_list(&self.clerk_authorized_parties);
+        config.auth.issuer = non_empty(self.clerk_issuer);
+        config.auth.publishable_key = non_empty(self.clerk_publishable_key);
+        if let Some(jwks) = &config.auth.jwks_url {
+            url::Url::parse(jwks).map_err(|e| ConfigError {
+                name: "CLERK_JWKS_URL",
+                reason: format!("not a valid URL ({e})"),
+            })?;
+        }
+        url::Url::parse(&config.auth.api_url).map_err(|e| ConfigError {
+            name: "CLERK_API_URL",
+            reason: format!("not a valid URL ({e})"),
+        })?;
+        config.python = self.python;
+        config.kernel_timeout_secs = self.kernel_timeout_secs;
+        config.kernel_memory_mb = self.kernel_memory_mb;
+        config.room_idle_secs = self.room_idle_secs;
+        config.ws_auth_grace_secs = self.ws_auth_grace_secs;
+        config.static_dir = self.static_dir;
+        config.migrate_on_start = !self.no_migrate;
+        config.anthropic_api_key = non_empty(self.anthropic_api_key);
+        config.anthropic_base_url = self.anthropic_base_url.trim_end_matches('/').to_string();
+        config.anthropic_model = self.anthropic_model;
+        Ok(config)
+    }
+}

@@ -1,0 +1,40 @@
+// @generated-style diesel schema, identical for PostgreSQL and SQLite.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notebooks (id) {
+        id -> Text,
+        owner_id -> Text,
+        name -> Text,
+        db_conn_string -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cells (id) {
+        id -> Text,
+        notebook_id -> Text,
+        position -> Integer,
+        cell_type -> Text,
+        code -> Text,
+        code_revision -> BigInt,
+        status -> Text,
+        stdout -> Text,
+        error -> Nullable<Text>,
+        outputs -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(cells -> notebooks (notebook_id));
+diesel::allow_tables_to_appear_in_same_query!(users, notebooks, cells);

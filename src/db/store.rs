@@ -1,0 +1,454 @@
+//! Typed queries over notebooks and cells; every mutation is one transaction.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::models::{CellRow, CellRunState, NewUser, NotebookRow};
+use super::schema::{cells, notebooks, users};
+use super::{Db, DbError};
+use crate::db_run;
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The notebook does not exist or belongs to someone else.
+    #[error("Notebook not found")]
+    NotebookNotFound,
+    /// The cell does not exist in this notebook.
+    #[error("Cell not found")]
+    CellNotFound,
+    /// `after_cell_id` names no cell of this notebook.
+    #[error("after_cell_id not found")]
+    AfterCellNotFound,
+    /// The cell changed after the revision the client edited.
+    #[error("Cell was changed by someone else (current revision {current})")]
+    Conflict {
+        /// The notebook's current revision.
+        current: i64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::Db(DbError::Query(e))
+    }
+}
+
+/// A new cell to insert.
+#[derive(Debug, Clone)]
+pub struct NewCell {
+    /// Its id.
+    pub id: String,
+    /// `python` or `sql`.
+    pub cell_type: String,
+    /// Its code.
+    pub code: String,
+}
+
+/// Typed access to the notebook store.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+}
+
+fn now() -> chrono::NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// Bumps a notebook's revision inside the caller's transaction and returns the new one.
+macro_rules! bump_revision {
+    ($c:ident, $notebook_id:expr) => {
+        diesel::update(notebooks::table.find($notebook_id))
+            .set((
+                notebooks::revision.eq(notebooks::revision + 1),
+                notebooks::updated_at.eq(now()),
+            ))
+            .returning(notebooks::revision)
+            .get_result::<i64>($c)
+            .await
+    };
+}
+
+/// Loads a notebook row owned by `$owner` inside a transaction, or fails with NotebookNotFound.
+macro_rules! owned_notebook {
+    ($c:ident, $owner:expr, $notebook_id:expr) => {
+        notebooks::table
+            .find($notebook_id)
+            .filter(notebooks::owner_id.eq($owner))
+            .select(NotebookRow::as_select())
+            .first::<NotebookRow>($c)
+            .await
+            .optional()?
+            .ok_or(StoreError::NotebookNotFound)
+    };
+}
+
+/// Loads one cell of a notebook inside a transaction, or fails with CellNotFound.
+macro_rules! find_cell {
+    ($c:ident, $notebook_id:expr, $cell_id:expr) => {
+        cells::table
+            .filter(cells::notebook_id.eq($notebook_id))
+            .filter(cells::id.eq($cell_id))
+            .select(CellRow::as_select())
+            .first::<CellRow>($c)
+            .await
+            .optional()?
+            .ok_or(StoreError::CellNotFound)
+    };
+}
+
+impl Store {
+    /// Wraps a pool.
+    pub fn new(db: Db) -> Store {
+        Store { db }
+    }
+
+    /// The underlying pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Records a user; true when this is the first time the user is seen.
+    /// `seed` is inserted in the same transaction for a new user (their demo notebook).
+    pub async fn register_user(
+        &self,
+        owner: &str,
+        seed: impl FnOnce() -> (NotebookRow, Vec<NewCell>) + Send,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.db.get().await?;
+        let (notebook, new_cells) = seed();
+        let rows = cell_rows(&notebook.id, new_cells, 0, notebook.revision);
+        let created = db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    let inserted = diesel::insert_into(users::table)
+                        .values(NewUser {
+                            id: owner,
+                            created_at: now(),
+                        })
+                        .on_conflict_do_nothing()
+                        .execute(c)
+                        .await?;
+                    if inserted == 0 {
+                        return Ok(false);
+                    }
+                    diesel::insert_into(notebooks::table)
+                        .values(&notebook)
+                        .execute(c)
+                        .await?;
+                    for row in &rows {
+                        diesel::insert_into(cells::table)
+                            .values(row)
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(true)
+                }
+                .scope_boxed()
+            })
+            .await
+        })?;
+        Ok(created)
+    }
+
+    /// Inserts a new empty notebook.
+    pub async fn create_notebook(&self, row: NotebookRow) -> Result<NotebookRow, StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            diesel::insert_into(notebooks::table)
+                .values(&row)
+                .execute(c)
+                .await
+        })?;
+        Ok(row)
+    }
+
+    /// The notebooks a user owns, oldest first.
+    pub async fn list_notebooks(&self, owner: &str) -> Result<Vec<NotebookRow>, StoreError> {
+        let mut conn = self.db.get().await?;
+        let rows = db_run!(conn, |c| {
+            notebooks::table
+                .filter(notebooks::owner_id.eq(owner))
+                .order((notebooks::created_at.asc(), notebooks::id.asc()))
+                .select(NotebookRow::as_select())
+                .load::<NotebookRow>(c)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// A notebook (if `owner` owns it) with its cells in order, read in one transaction.
+    pub async fn get_notebook(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+    ) -> Result<(NotebookRow, Vec<CellRow>), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    let notebook = owned_notebook!(c, owner, notebook_id)?;
+                    let cells = cells::table
+                        .filter(cells::notebook_id.eq(notebook_id))
+                        .order(cells::position.asc())
+                        .select(CellRow::as_select())
+                        .load::<CellRow>(c)
+                        .await?;
+                    Ok((notebook, cells))
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Renames a notebook; returns the new revision.
+    pub async fn rename_notebook(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        name: &str,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    diesel::update(notebooks::table.find(notebook_id))
+                        .set(notebooks::name.eq(name))
+                        .execute(c)
+                        .await?;
+                    Ok(bump_revision!(c, notebook_id)?)
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Sets (or clears) the notebook's PostgreSQL connection string; returns the new revision.
+    pub async fn set_db_conn_string(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        conn_string: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    diesel::update(notebooks::table.find(notebook_id))
+                        .set(notebooks::db_conn_string.eq(conn_string))
+                        .execute(c)
+                        .await?;
+                    Ok(bump_revision!(c, notebook_id)?)
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Deletes a notebook and its cells.
+    pub async fn delete_notebook(&self, owner: &str, notebook_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    diesel::delete(cells::table.filter(cells::notebook_id.eq(notebook_id)))
+                        .execute(c)
+                        .await?;
+                    diesel::delete(notebooks::table.find(notebook_id))
+                        .execute(c)
+                        .await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Inserts a cell after `after_cell_id` (or at the end); returns the row, its index and
+    /// the notebook's new revision.
+    pub async fn create_cell(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        cell: NewCell,
+        after_cell_id: Option<&str>,
+    ) -> Result<(CellRow, usize, i64), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    let position: i32 = match after_cell_id {
+                        Some(after) => {
+                            let after_pos = cells::table
+                                .filter(cells::notebook_id.eq(notebook_id))
+                                .filter(cells::id.eq(after))
+                                .select(cells::position)
+                                .first::<i32>(c)
+                                .await
+                                .optional()?
+                                .ok_or(StoreError::AfterCellNotFound)?;
+                            after_pos + 1
+                        }
+                        None => {
+                            let count: i64 = cells::table
+                                .filter(cells::notebook_id.eq(notebook_id))
+                                .count()
+                                .get_result(c)
+                                .await?;
+                            i32::try_from(count).unwrap_or(i32::MAX)
+                        }
+                    };
+                    // Make room; positions stay dense (0..n) so position == index.
+                    diesel::update(
+                        cells::table
+                            .filter(cells::notebook_id.eq(notebook_id))
+                            .filter(cells::position.ge(position)),
+                    )
+                    .set(cells::position.eq(cells::position + 1))
+                    .execute(c)
+                    .await?;
+                    let revision = bump_revision!(c, notebook_id)?;
+                    let mut rows = cell_rows(notebook_id, vec![cell], position, revision);
+                    let row = rows.pop().ok_or(StoreError::CellNotFound)?;
+                    diesel::insert_into(cells::table)
+                        .values(&row)
+                        .execute(c)
+                        .await?;
+                    let index = usize::try_from(position).unwrap_or(0);
+                    Ok((row, index, revision))
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Replaces a cell's code. With `expected_revision`, refuses (Conflict) when the cell's code
+    /// changed after that notebook revision, so edits to other cells never conflict.
+    /// Returns the updated row and the notebook's new revision.
+    pub async fn update_cell_code(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        cell_id: &str,
+        code: &str,
+        expected_revision: Option<i64>,
+    ) -> Result<(CellRow, i64), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    let notebook = owned_notebook!(c, owner, notebook_id)?;
+                    let row = find_cell!(c, notebook_id, cell_id)?;
+                    if let Some(expected) = expected_revision {
+                        if row.code_revision > expected || expected > notebook.revision {
+                            return Err(StoreError::Conflict {
+                                current: notebook.revision,
+                            });
+                        }
+                    }
+                    let revision = bump_revision!(c, notebook_id)?;
+                    diesel::update(cells::table.find(cell_id))
+                        .set((
+                            cells::code.eq(code),
+                            cells::code_revision.eq(revision),
+                            cells::updated_at.eq(now()),
+                        ))
+                        .execute(c)
+                        .await?;
+                    let row = find_cell!(c, notebook_id, cell_id)?;
+                    Ok((row, revision))
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Deletes a cell; returns the notebook's new revision.
+    pub async fn delete_cell(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        cell_id: &str,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    let row = find_cell!(c, notebook_id, cell_id)?;
+                    diesel::delete(cells::table.find(cell_id)).execute(c).await?;
+                    diesel::update(
+                        cells::table
+                            .filter(cells::notebook_id.eq(notebook_id))
+                            .filter(cells::position.gt(row.position)),
+                    )
+                    .set(cells::position.eq(cells::position - 1))
+                    .execute(c)
+                    .await?;
+                    Ok(bump_revision!(c, notebook_id)?)
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Saves a cell's run state (status, stdout, error, outputs JSON).
+    pub async fn save_run_state(
+        &self,
+        notebook_id: &str,
+        cell_id: &str,
+        state: CellRunState,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            diesel::update(
+                cells::table
+                    .filter(cells::id.eq(cell_id))
+                    .filter(cells::notebook_id.eq(notebook_id)),
+            )
+            .set(&state)
+            .execute(c)
+            .await
+        })?;
+        Ok(())
+    }
+}
+
+
+fn cell_rows(notebook_id: &str, cells: Vec<NewCell>, first_position: i32, revision: i64) -> Vec<CellRow> {
+    let at = now();
+    cells
+        .into_iter()
+        .zip(first_position..)
+        .map(|(cell, position)| CellRow {
+            id: cell.id,
+            notebook_id: notebook_id.to_string(),
+            position,
+            cell_type: cell.cell_type,
+            code: cell.code,
+            code_revision: revision,
+            status: "idle".into(),
+            stdout: String::new(),
+            error: None,
+            outputs: "[]".into(),
+            created_at: at,
+            updated_at: at,
+        })
+        .collect()
+}

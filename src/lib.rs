@@ -1,0 +1,10 @@
+//! A self-hostable server for reactive Python and SQL notebooks.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod notebook;
+pub mod server;
+pub mod sql;

@@ -1,0 +1,100 @@
+//! Command line: `serve` (default), `migrate`, `token --user ID`.
+
+use clap::{Parser, Subcommand};
+
+use reactive_notebook::auth::{mint_local_token, AuthMode};
+use reactive_notebook::config::{Config, Settings};
+use reactive_notebook::db::migrate;
+use reactive_notebook::server;
+
+/// A server for reactive Python and SQL notebooks.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a sign-in token for local mode.
+    Token {
+        /// The user id to sign in as.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 30 * 24 * 3600)]
+        ttl: u64,
+    },
+}
+
+fn main() {
+    let _ = dotenvy::dotenv();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = match cli.settings.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match actix_web::rt::System::new().block_on(run(cli.command, config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(command: Option<Command>, config: Config) -> Result<(), String> {
+    match command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let applied = migrate::run_pending(&config.database)
+                .await
+                .map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                for version in applied {
+                    println!("applied {version}");
+                }
+            }
+            Ok(())
+        }
+        Command::Token { user, ttl } => {
+            if config.auth.jwt_key.is_some()
+                || config.auth.jwks_url.is_some()
+                || config.auth.secret_key.is_some()
+            {
+                return Err("tokens are minted by Clerk when CLERK_* keys are set".into());
+            }
+            let token = mint_local_token(&config.data_dir, &user, ttl).map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let running = server::start(config).await.map_err(|e| e.to_string())?;
+    if running.verifier.mode() == AuthMode::Local {
+        match running.verifier.mint("local", 30 * 24 * 3600) {
+            Ok(token) => {
+                let url = format!("http://{}/#token={token}", running.addr);
+                log::info!("local sign-in mode; open {url}");
+            }
+            Err(e) => log::error!("could not mint the local sign-in token: {e}"),
+        }
+    }
+    running.wait().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,126 @@
+//! The cell as clients see it, and the names it defines and reads.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::db::models::CellRow;
+
+/// The two kinds of cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellType {
+    /// Python code run in the notebook's kernel.
+    Python,
+    /// SQL run against the notebook's PostgreSQL connection.
+    Sql,
+}
+
+impl CellType {
+    /// Parses `python` / `sql`.
+    pub fn parse(s: &str) -> Option<CellType> {
+        match s {
+            "python" => Some(CellType::Python),
+            "sql" => Some(CellType::Sql),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellType::Python => "python",
+            CellType::Sql => "sql",
+        }
+    }
+}
+
+/// Lifecycle state of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellStatus {
+    /// Not run (or its values are gone).
+    Idle,
+    /// Waiting for its turn in a run.
+    Queued,
+    /// Executing now.
+    Running,
+    /// Finished without error.
+    Success,
+    /// Finished with an error.
+    Error,
+    /// Not run because something upstream failed.
+    Blocked,
+}
+
+impl CellStatus {
+    /// Parses a stored status; unknown values read as idle.
+    pub fn parse(s: &str) -> CellStatus {
+        match s {
+            "queued" => CellStatus::Queued,
+            "running" => CellStatus::Running,
+            "success" => CellStatus::Success,
+            "error" => CellStatus::Error,
+            "blocked" => CellStatus::Blocked,
+            _ => CellStatus::Idle,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Idle => "idle",
+            CellStatus::Queued => "queued",
+            CellStatus::Running => "running",
+            CellStatus::Success => "success",
+            CellStatus::Error => "error",
+            CellStatus::Blocked => "blocked",
+        }
+    }
+}
+
+/// A cell in the wire format of the API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cell {
+    /// Cell id.
+    pub id: String,
+    /// `python` or `sql`.
+    #[serde(rename = "type")]
+    pub cell_type: CellType,
+    /// Source code.
+    pub code: String,
+    /// Last status.
+    pub status: CellStatus,
+    /// Captured stdout/stderr of the last run.
+    pub stdout: String,
+    /// Rich outputs of the last run (`{"mime_type","data","metadata"}`).
+    pub outputs: Vec<Value>,
+    /// Error of the last run (or a graph error).
+    pub error: Option<String>,
+    /// Names the cell reads.
+    pub reads: Vec<String>,
+    /// Names the cell defines.
+    pub writes: Vec<String>,
+}
+
+impl Cell {
+    /// Builds the wire cell from a stored row, computing its names from the code.
+    pub fn from_row(row: &CellRow) -> Cell {
+        let cell_type = CellType::parse(&row.cell_type).unwrap_or(CellType::Python);
+        let outputs = match serde_json::from_str::<Value>(&row.outputs) {
+            Ok(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let (reads, writes) = super::names_of(cell_type, &row.code);
+        Cell {
+            id: row.id.clone(),
+            cell_type,
+            code: row.code.clone(),
+            status: CellStatus::parse(&row.status),
+            stdout: row.stdout.clone(),
+            outputs,
+            error: row.error.clone(),
+            reads,
+            writes,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Builds the application (shared by `main` and the tests) and runs the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::ServerHandle;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use serde_json::json;
+
+use crate::auth::{AuthError, Verifier};
+use crate::config::Config;
+use crate::db::store::Store;
+use crate::db::{migrate, Db, DbError};
+
+/// State shared by every handler.
+pub struct AppState {
+    /// The notebook store.
+    pub store: Store,
+    /// The server's settings.
+    pub config: Arc<Config>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database is unreachable or migrations failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The token verifier could not be set up.
+    #[error("authentication setup failed: {0}")]
+    Auth(#[from] AuthError),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The token verifier it uses.
+    pub verifier: Arc<Verifier>,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and waits for the server to finish.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (e.g. on SIGTERM / Ctrl+C).
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Connects the store, applies migrations when configured, sets up auth and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    if config.migrate_on_start {
+        let applied = migrate::run_pending(&config.database).await?;
+        for version in &applied {
+            log::info!("applied migration {version}");
+        }
+    }
+    let db = Db::connect(&config.database)?;
+    log::info!("storage: {}", db.backend_name());
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        DbError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| AuthError::KeySetUnavailable(e.to_string()))?;
+    let verifier = Arc::new(Verifier::from_settings(&config.auth, &config.data_dir, http).await?);
+    let config = Arc::new(config);
+    let state = web::Data::new(AppState {
+        store: Store::new(db),
+        config: config.clone(),
+    });
+    let verifier_data = web::Data::from(verifier.clone());
+
+    let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+        addr: config.bind.clone(),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind.clone(),
+        source,
+    })?;
+    let origins = config.allowed_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(verifier_data.clone())
+            .wrap(cors(&origins))
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .configure(crate::api::routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(2)
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    log::info!("listening on http://{addr}");
+    Ok(RunningServer {
+        addr,
+        verifier,
+        handle,
+        task,
+    })
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"detail": "Not Found"}))
+}

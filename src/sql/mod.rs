@@ -1,0 +1,3 @@
+//! SQL cells against the notebook's PostgreSQL database.
+
+pub mod conn_string;
