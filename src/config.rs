@@ -183,7 +183,9 @@ pub struct ConfigError {
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn comma_list(value: &str) -> Vec<String> {
@@ -221,9 +223,7 @@ impl Settings {
     /// Validates the settings into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let mut config = Config::with_data_dir(self.data_dir.clone());
-        if self.bind.parse::<std::net::SocketAddr>().is_err()
-            && !self.bind.contains(':')
-        {
+        if self.bind.parse::<std::net::SocketAddr>().is_err() && !self.bind.contains(':') {
             return Err(ConfigError {
                 name: "BIND",
                 reason: format!("'{}' is not HOST:PORT", self.bind),

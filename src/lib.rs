@@ -5,6 +5,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod kernel;
 pub mod notebook;
+pub mod room;
 pub mod server;
 pub mod sql;

@@ -78,7 +78,8 @@ async fn run(command: Option<Command>, config: Config) -> Result<(), String> {
             {
                 return Err("tokens are minted by Clerk when CLERK_* keys are set".into());
             }
-            let token = mint_local_token(&config.data_dir, &user, ttl).map_err(|e| e.to_string())?;
+            let token =
+                mint_local_token(&config.data_dir, &user, ttl).map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(())
         }

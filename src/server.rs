@@ -12,6 +12,7 @@ use crate::auth::{AuthError, Verifier};
 use crate::config::Config;
 use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
+use crate::room::RoomRegistry;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     /// The server's settings.
     pub config: Arc<Config>,
+    /// Live notebook rooms.
+    pub rooms: RoomRegistry,
 }
 
 /// Why the server could not start.
@@ -85,9 +88,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| AuthError::KeySetUnavailable(e.to_string()))?;
     let verifier = Arc::new(Verifier::from_settings(&config.auth, &config.data_dir, http).await?);
     let config = Arc::new(config);
+    let store = Store::new(db);
+    let rooms = RoomRegistry::new(store.clone(), config.clone());
     let state = web::Data::new(AppState {
-        store: Store::new(db),
+        store,
         config: config.clone(),
+        rooms,
     });
     let verifier_data = web::Data::from(verifier.clone());
 

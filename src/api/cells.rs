@@ -4,11 +4,14 @@ use actix_web::{delete, post, put, web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
-use crate::db::store::NewCell;
 use crate::error::ApiError;
 use crate::notebook::CellType;
+use crate::room::messages::{
+    CreateCell as CreateMsg, DeleteCell as DeleteMsg, UpdateCell as UpdateMsg,
+};
 use crate::server::AppState;
 
 /// Body of `POST /api/notebooks/{id}/cells`.
@@ -47,16 +50,17 @@ pub async fn create(
             body.cell_type
         ))
     })?;
-    let cell = NewCell {
-        id: uuid::Uuid::new_v4().to_string(),
-        cell_type: cell_type.as_str().to_string(),
-        code: body.code,
-    };
-    let (row, _index, _revision) = state
-        .store
-        .create_cell(&user.user_id, &path, cell, body.after_cell_id.as_deref())
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({ "cell_id": row.id })))
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    let cell_id = ask(
+        &room,
+        CreateMsg {
+            cell_type,
+            code: body.code,
+            after_cell_id: body.after_cell_id,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "cell_id": cell_id })))
 }
 
 /// Replaces a cell's code (409 when it changed after `expected_revision`).
@@ -69,16 +73,16 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
     let body = body.0;
-    let (_row, revision) = state
-        .store
-        .update_cell_code(
-            &user.user_id,
-            &notebook_id,
-            &cell_id,
-            &body.code,
-            body.expected_revision,
-        )
-        .await?;
+    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let revision = ask(
+        &room,
+        UpdateMsg {
+            cell_id,
+            code: body.code,
+            expected_revision: body.expected_revision,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
 }
 
@@ -90,9 +94,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
-    let revision = state
-        .store
-        .delete_cell(&user.user_id, &notebook_id, &cell_id)
-        .await?;
+    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let revision = ask(&room, DeleteMsg { cell_id }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
 }

@@ -8,7 +8,10 @@ use crate::server::AppState;
 
 /// The auth mode, and Clerk's publishable key in Clerk mode.
 #[get("/api/config")]
-pub async fn client_config(state: web::Data<AppState>, verifier: web::Data<Verifier>) -> HttpResponse {
+pub async fn client_config(
+    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
+) -> HttpResponse {
     let mode = match verifier.mode() {
         AuthMode::Local => "local",
         AuthMode::Clerk => "clerk",

@@ -3,9 +3,11 @@
 pub mod body;
 pub mod cells;
 pub mod client_config;
+pub mod execution;
 pub mod health;
 pub mod notebooks;
 
+use actix::{Actor, Addr, Handler, Message};
 use actix_web::web;
 
 use crate::db::store::StoreError;
@@ -24,7 +26,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(notebooks::delete)
         .service(cells::create)
         .service(cells::update)
-        .service(cells::delete);
+        .service(cells::delete)
+        .service(execution::run)
+        .service(execution::interrupt)
+        .service(execution::restart);
 }
 
 impl From<StoreError> for ApiError {
@@ -41,4 +46,16 @@ impl From<StoreError> for ApiError {
             StoreError::Db(e) => ApiError::Internal(e.to_string()),
         }
     }
+}
+
+/// Sends a message to a room and waits for its answer (503 if the room stopped meanwhile).
+pub async fn ask<A, M, T>(room: &Addr<A>, msg: M) -> Result<T, ApiError>
+where
+    A: Actor<Context = actix::Context<A>> + Handler<M>,
+    M: Message<Result = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    room.send(msg)
+        .await
+        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?
 }

@@ -4,11 +4,13 @@ use actix_web::{delete, get, post, put, web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
 use crate::db::models::NotebookRow;
 use crate::error::ApiError;
-use crate::notebook::{demo, Cell};
+use crate::notebook::demo;
+use crate::room::messages;
 use crate::server::AppState;
 use crate::sql::conn_string;
 
@@ -22,13 +24,13 @@ pub struct CreateNotebook {
 
 /// Body of `PUT /api/notebooks/{id}/name`.
 #[derive(Deserialize)]
-pub struct Rename {
+pub struct RenameBody {
     name: String,
 }
 
 /// Body of `PUT /api/notebooks/{id}/db`.
 #[derive(Deserialize)]
-pub struct SetDb {
+pub struct SetDbBody {
     connection_string: String,
 }
 
@@ -97,15 +99,9 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (notebook, rows) = state.store.get_notebook(&user.user_id, &path).await?;
-    let cells: Vec<Cell> = rows.iter().map(Cell::from_row).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "id": notebook.id,
-        "name": notebook.name,
-        "db_conn_string": notebook.db_conn_string.as_deref().map(conn_string::mask_password),
-        "revision": notebook.revision,
-        "cells": cells,
-    })))
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    let snapshot = ask(&room, messages::Snapshot).await?;
+    Ok(HttpResponse::Ok().json(snapshot))
 }
 
 /// Renames a notebook.
@@ -114,13 +110,11 @@ pub async fn rename(
     user: AuthUser,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: JsonBody<Rename>,
+    body: JsonBody<RenameBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = valid_name(&body.0.name)?;
-    state
-        .store
-        .rename_notebook(&user.user_id, &path, &name)
-        .await?;
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    ask(&room, messages::Rename { name: name.clone() }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "name": name })))
 }
 
@@ -130,7 +124,7 @@ pub async fn set_db(
     user: AuthUser,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: JsonBody<SetDb>,
+    body: JsonBody<SetDbBody>,
 ) -> Result<HttpResponse, ApiError> {
     let conn = body.0.connection_string.trim().to_string();
     let conn = if conn.is_empty() {
@@ -139,10 +133,8 @@ pub async fn set_db(
         conn_string::validate(&conn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Some(conn)
     };
-    state
-        .store
-        .set_db_conn_string(&user.user_id, &path, conn.as_deref())
-        .await?;
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    ask(&room, messages::SetDb { conn_string: conn }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }
 
@@ -153,7 +145,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.store.delete_notebook(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    ask(&room, messages::DeleteNotebook).await?;
     log::info!("user {} deleted notebook {}", user.user_id, path.as_str());
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }

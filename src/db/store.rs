@@ -391,7 +391,9 @@ impl Store {
                 async move {
                     owned_notebook!(c, owner, notebook_id)?;
                     let row = find_cell!(c, notebook_id, cell_id)?;
-                    diesel::delete(cells::table.find(cell_id)).execute(c).await?;
+                    diesel::delete(cells::table.find(cell_id))
+                        .execute(c)
+                        .await?;
                     diesel::update(
                         cells::table
                             .filter(cells::notebook_id.eq(notebook_id))
@@ -430,8 +432,12 @@ impl Store {
     }
 }
 
-
-fn cell_rows(notebook_id: &str, cells: Vec<NewCell>, first_position: i32, revision: i64) -> Vec<CellRow> {
+fn cell_rows(
+    notebook_id: &str,
+    cells: Vec<NewCell>,
+    first_position: i32,
+    revision: i64,
+) -> Vec<CellRow> {
     let at = now();
     cells
         .into_iter()

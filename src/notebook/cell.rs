@@ -3,8 +3,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::models::CellRow;
-
 /// The two kinds of cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,27 +98,4 @@ pub struct Cell {
     pub reads: Vec<String>,
     /// Names the cell defines.
     pub writes: Vec<String>,
-}
-
-impl Cell {
-    /// Builds the wire cell from a stored row, computing its names from the code.
-    pub fn from_row(row: &CellRow) -> Cell {
-        let cell_type = CellType::parse(&row.cell_type).unwrap_or(CellType::Python);
-        let outputs = match serde_json::from_str::<Value>(&row.outputs) {
-            Ok(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        let (reads, writes) = super::names_of(cell_type, &row.code);
-        Cell {
-            id: row.id.clone(),
-            cell_type,
-            code: row.code.clone(),
-            status: CellStatus::parse(&row.status),
-            stdout: row.stdout.clone(),
-            outputs,
-            error: row.error.clone(),
-            reads,
-            writes,
-        }
-    }
 }

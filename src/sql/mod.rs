@@ -1,3 +1,4 @@
 //! SQL cells against the notebook's PostgreSQL database.
 
 pub mod conn_string;
+pub mod runner;

@@ -1,0 +1,57 @@
+//! Running cells: run (with everything downstream), interrupt, restart the kernel.
+
+use actix_web::{post, web, HttpResponse};
+use serde_json::json;
+
+use crate::api::ask;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::room::messages::{Interrupt, Restart, RunCell};
+use crate::server::AppState;
+
+/// Runs a cell and its descendants; answers 202 at once, results arrive over the WebSocket
+/// and through `GET /api/notebooks/{id}`.
+#[post("/api/notebooks/{id}/cells/{cell_id}/run")]
+pub async fn run(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (notebook_id, cell_id) = path.into_inner();
+    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    ask(&room, RunCell { cell_id }).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
+}
+
+/// Interrupts the running cell; the rest of that run is dropped.
+#[post("/api/notebooks/{id}/interrupt")]
+pub async fn interrupt(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    room.send(Interrupt)
+        .await
+        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?;
+    Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
+}
+
+/// Restarts the notebook's kernel; every cell's values are gone.
+#[post("/api/notebooks/{id}/restart")]
+pub async fn restart(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let room = state.rooms.open(&user.user_id, &path).await?;
+    room.send(Restart)
+        .await
+        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?;
+    log::info!(
+        "user {} restarted the kernel of {}",
+        user.user_id,
+        path.as_str()
+    );
+    Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
+}

@@ -1,0 +1,59 @@
+//! `AuthUser`: the request's caller, from `Authorization: Bearer <JWT>`.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use super::error::AuthError;
+use super::verifier::Verifier;
+use crate::error::ApiError;
+
+/// The caller of a request, extracted from `Authorization: Bearer <JWT>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// The token's `sub`.
+    pub user_id: String,
+}
+
+/// The bare token from an `Authorization: Bearer` header (scheme matched case-insensitively).
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, AuthError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::MissingHeader)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed)?
+        .trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::BadScheme);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token)
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let verifier = verifier
+                .ok_or_else(|| ApiError::Internal("no Verifier registered as app data".into()))?;
+            let token = token.map_err(|err| {
+                log::info!("request rejected: {err}");
+                ApiError::from(err)
+            })?;
+            let verified = verifier.verify(&token).await?;
+            Ok(AuthUser {
+                user_id: verified.user_id,
+            })
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Authentication: one token verifier (Clerk or local sign-in) and the `AuthUser` extractor.
+
+mod error;
+mod extractor;
+mod keys;
+mod local;
+mod verifier;
+
+pub use error::AuthError;
+pub use extractor::{bearer_token, AuthUser};
+pub use local::{mint_local_token, LOCAL_ISSUER, LOCAL_KEY_FILE, LOCAL_KID};
+pub use verifier::{AuthMode, VerifiedToken, Verifier, LEEWAY_SECS};

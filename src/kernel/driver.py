@@ -1,0 +1,631 @@
+# Notebook kernel driver: runs user code in this subprocess on behalf of the server.
+#
+# Protocol: line-delimited JSON, commands in on fd 3, messages out on fd 4. fds 1 and 2
+# are redirected into internal pipes whose contents are forwarded as "stream" messages,
+# so nothing user code writes (print, os.write, C extensions, subprocesses) can corrupt
+# the protocol.
+import ast
+import base64
+import builtins
+import codecs
+import io
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import traceback
+import types
+
+CMD_FD = 3
+MSG_FD = 4
+CELL_FILENAME = "<cell>"
+MAX_ROWS = 1000
+MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+
+
+class _State:
+    # in_user: SIGINT raises KeyboardInterrupt only while user code runs (idle SIGINT is ignored).
+    # critical: >0 while writing a protocol message; an interrupt then is deferred so a
+    # message is never cut in half.
+    in_user = False
+    critical = 0
+    pending_interrupt = False
+    current_id = None
+
+
+STATE = _State()
+
+
+def _on_sigint(signum, frame):
+    if not STATE.in_user:
+        return
+    if STATE.critical:
+        STATE.pending_interrupt = True
+        return
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, _on_sigint)
+
+# The protocol fds must not leak into user subprocesses, or EOF would not signal death.
+os.set_inheritable(CMD_FD, False)
+os.set_inheritable(MSG_FD, False)
+
+# Keep the original stderr (read by the server's log) for driver diagnostics and crash dumps.
+_DIAG_FD = os.dup(2)
+_diag = open(_DIAG_FD, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+try:
+    import faulthandler
+
+    faulthandler.enable(file=_diag)
+except Exception:  # pragma: no cover - diagnostics only
+    pass
+
+_send_lock = threading.Lock()
+_MAIN_THREAD = threading.main_thread()
+
+
+def _json_safe(v, depth=0):
+    """Convert arbitrary nested data into strict-JSON-compatible Python values."""
+    if depth > 100:
+        return str(v)
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x, depth + 1) for x in v]
+    return _cell(v)
+
+
+def _dumps(msg):
+    try:
+        text = json.dumps(msg, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        text = json.dumps(_json_safe(msg), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # Lone surrogates cannot be encoded as UTF-8; replace them rather than break the line.
+    return text.encode("utf-8", "replace") + b"\n"
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def send(msg, data=None):
+    if data is None:
+        data = _dumps(msg)
+    # Only the main thread receives KeyboardInterrupt, so only it needs the deferral.
+    on_main = threading.current_thread() is _MAIN_THREAD
+    if on_main:
+        STATE.critical += 1
+    try:
+        with _send_lock:
+            _write_all(MSG_FD, data)
+    finally:
+        if on_main:
+            STATE.critical -= 1
+    if on_main and STATE.pending_interrupt and STATE.in_user and not STATE.critical:
+        STATE.pending_interrupt = False
+        raise KeyboardInterrupt
+
+
+class _Capture:
+    """Redirects one fd into a pipe and forwards everything written there as stream messages."""
+
+    def __init__(self, name, fd):
+        self.name = name
+        self.fd = fd
+        r, w = os.pipe()
+        self.sync_fd = os.dup(w)  # our own write end: still works if user code closes fd
+        os.dup2(w, fd)  # inheritable, so subprocesses write into the pipe too
+        os.close(w)
+        self.r = r
+        self.token = b"\x00\x1b[kernel-sync-" + os.urandom(8).hex().encode() + b"]\x00"
+        self.event = threading.Event()
+        self.sync_lock = threading.Lock()
+        threading.Thread(target=self._pump, name="capture-" + name, daemon=True).start()
+
+    def _emit(self, text):
+        if text:
+            send({"type": "stream", "id": STATE.current_id, "name": self.name, "text": text})
+
+    def _pump(self):
+        # Signals must be handled by the main thread (where user code runs).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        dec = codecs.getincrementaldecoder("utf-8")("replace")
+        token = self.token
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.r, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            pending += chunk
+            while True:
+                i = pending.find(token)
+                if i < 0:
+                    break
+                self._emit(dec.decode(pending[:i]))
+                pending = pending[i + len(token):]
+                self.event.set()
+            # Hold back a tail that could be the start of a sync token split across reads.
+            hold = 0
+            for k in range(min(len(token) - 1, len(pending)), 0, -1):
+                if pending.endswith(token[:k]):
+                    hold = k
+                    break
+            self._emit(dec.decode(pending[: len(pending) - hold]))
+            pending = pending[len(pending) - hold:]
+
+    def sync(self, timeout=5.0):
+        """Block until everything written to the fd so far has been forwarded."""
+        with self.sync_lock:
+            self.event.clear()
+            try:
+                os.write(self.sync_fd, self.token)
+            except OSError:
+                return
+            self.event.wait(timeout)
+
+
+class _Stream(io.TextIOWrapper):
+    """sys.stdout/sys.stderr: write-through, and keeps stdout/stderr order when switching."""
+
+    def write(self, s):
+        _switch_to(self._capture)
+        n = super().write(s)
+        if self._capture is _err:
+            # stderr is rare and conventionally unbuffered: deliver it before returning, so
+            # later raw writes to fd 1 (os.write, subprocesses) cannot overtake it.
+            self._capture.sync()
+        return n
+
+
+_last_capture = None
+
+
+def _switch_to(cap):
+    global _last_capture
+    prev = _last_capture
+    if prev is not None and prev is not cap:
+        prev.sync()
+    _last_capture = cap
+
+
+def _make_stream(cap):
+    s = _Stream(
+        io.FileIO(cap.fd, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+        write_through=True,
+    )
+    s._capture = cap
+    return s
+
+
+_out = _Capture("stdout", 1)
+_err = _Capture("stderr", 2)
+sys.stdout = sys.__stdout__ = _make_stream(_out)
+sys.stderr = sys.__stderr__ = _make_stream(_err)
+
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None)
+except Exception:  # pragma: no cover
+    _libc = None
+
+
+def sync_streams():
+    """Deliver all pending stdout/stderr output (Python, C stdio and raw fd writes)."""
+    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            s.flush()
+        except Exception:
+            pass
+    if _libc is not None:
+        try:
+            _libc.fflush(None)
+        except Exception:
+            pass
+    _out.sync()
+    _err.sync()
+
+
+# ---------------------------------------------------------------- rich output formatting
+
+
+def _mro_modules(obj):
+    return [getattr(c, "__module__", "") or "" for c in type(obj).__mro__]
+
+
+def _from(obj, pkg):
+    return any(m == pkg or m.startswith(pkg + ".") for m in _mro_modules(obj))
+
+
+def _cell(v):
+    """One table cell / nested value as a JSON-safe scalar."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    mods = _mro_modules(v)
+    if any(m.startswith("pandas") for m in mods):
+        import pandas as pd
+
+        try:
+            if pd.isna(v) is True:
+                return None
+        except Exception:
+            pass
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+        if isinstance(v, pd.Timedelta):
+            return str(v)
+    if any(m.startswith("numpy") for m in mods):
+        import numpy as np
+
+        if isinstance(v, np.datetime64):
+            return None if np.isnat(v) else str(v)
+        if isinstance(v, np.timedelta64):
+            return None if np.isnat(v) else str(v)
+        if isinstance(v, np.ndarray):
+            return _json_safe(v.tolist())
+        if isinstance(v, np.generic):
+            return _cell(v.item())
+    if hasattr(v, "isoformat"):
+        try:
+            return v.isoformat()
+        except Exception:
+            pass
+    if isinstance(v, (list, tuple, dict)):
+        return _json_safe(v)
+    if isinstance(v, bytes):
+        return repr(v)
+    return str(v)
+
+
+def _col_name(c):
+    if isinstance(c, tuple):
+        return " / ".join(str(x) for x in c)
+    return str(c)
+
+
+def _table(df):
+    import pandas as pd
+
+    total = len(df)
+    head = df.iloc[:MAX_ROWS]
+    idx = df.index
+    default_index = (
+        isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    )
+    columns = []
+    index_rows = None
+    if not default_index:
+        names = list(idx.names)
+        for i, n in enumerate(names):
+            columns.append(str(n) if n is not None else ("index" if len(names) == 1 else "level_%d" % i))
+        if isinstance(idx, pd.MultiIndex):
+            index_rows = [list(t) for t in head.index]
+        else:
+            index_rows = [[x] for x in head.index]
+    columns.extend(_col_name(c) for c in df.columns)
+    values = head.to_numpy(dtype=object).tolist()
+    rows = []
+    for i, row in enumerate(values):
+        if index_rows is not None:
+            row = index_rows[i] + row
+        rows.append([_cell(x) for x in row])
+    data = {"type": "table", "columns": columns, "rows": rows}
+    if total > MAX_ROWS:
+        data["truncated"] = "showing %d of %d rows" % (MAX_ROWS, total)
+    return {"mime_type": "application/json", "data": data, "metadata": {}}
+
+
+def _mpl_figure(obj):
+    from matplotlib.artist import Artist
+    from matplotlib.figure import Figure, SubFigure
+
+    if isinstance(obj, Figure):
+        return obj
+    if isinstance(obj, SubFigure):
+        return obj.figure
+    if isinstance(obj, Artist):
+        return getattr(obj, "figure", None)
+    return None
+
+
+def _png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return {
+        "mime_type": "image/png",
+        "data": base64.b64encode(buf.getvalue()).decode("ascii"),
+        "metadata": {},
+    }
+
+
+def _close_figure(fig):
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            plt.close(fig)
+        except Exception:
+            pass
+
+
+def _rich(obj):
+    """Best rich representation for obj, or None to fall back to repr."""
+    if _from(obj, "pandas"):
+        import pandas as pd
+
+        if isinstance(obj, pd.DataFrame):
+            return _table(obj)
+        if isinstance(obj, pd.Series):
+            return _table(obj.to_frame(name=obj.name if obj.name is not None else "value"))
+    if _from(obj, "matplotlib"):
+        fig = _mpl_figure(obj)
+        if fig is not None:
+            out = _png(fig)
+            _close_figure(fig)
+            return out
+    if isinstance(obj, (list, tuple)) and obj and all(_from(x, "matplotlib") for x in obj):
+        figs = {id(f): f for f in (_mpl_figure(x) for x in obj) if f is not None}
+        if len(figs) == 1:
+            fig = next(iter(figs.values()))
+            out = _png(fig)
+            _close_figure(fig)
+            return out
+    if _from(obj, "plotly"):
+        from plotly.basedatatypes import BaseFigure
+
+        if isinstance(obj, BaseFigure):
+            # to_json handles numpy arrays and NaN; the protocol wants the plain dict.
+            return {
+                "mime_type": "application/vnd.plotly.v1+json",
+                "data": json.loads(obj.to_json()),
+                "metadata": {},
+            }
+    if _from(obj, "altair") and hasattr(obj, "to_dict"):
+        spec = _json_safe(obj.to_dict())
+        schema = str(spec.get("$schema", "")) if isinstance(spec, dict) else ""
+        major = "6"
+        marker = "vega-lite/v"
+        if marker in schema:
+            digits = schema.split(marker, 1)[1].split(".", 1)[0]
+            if digits.isdigit():
+                major = digits
+        return {"mime_type": "application/vnd.vegalite.v%s+json" % major, "data": spec, "metadata": {}}
+    html = getattr(obj, "_repr_html_", None)
+    if callable(html) and not isinstance(obj, type):
+        h = html()
+        if isinstance(h, str):
+            return {"mime_type": "text/html", "data": h, "metadata": {}}
+    return None
+
+
+def format_output(obj):
+    try:
+        out = _rich(obj)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        # A failing rich formatter should not lose the value: fall back to repr.
+        print("kernel: rich display failed (%s: %s)" % (type(e).__name__, e), file=_diag)
+        out = None
+    if out is None:
+        out = {"mime_type": "text/plain", "data": repr(obj), "metadata": {}}
+    return out
+
+
+def emit_output(out):
+    msg = {"type": "output", "id": STATE.current_id, "output": out}
+    data = _dumps(msg)
+    if len(data) > MAX_OUTPUT_BYTES:
+        notice = "Output too large to display (%.1f MB of %s; the limit is %d MB)" % (
+            len(data) / (1024 * 1024),
+            out.get("mime_type", "?"),
+            MAX_OUTPUT_BYTES // (1024 * 1024),
+        )
+        msg["output"] = {"mime_type": "text/plain", "data": notice, "metadata": {"too_large": True}}
+        data = _dumps(msg)
+    # Outputs appear in order with the prints that preceded them.
+    sync_streams()
+    send(msg, data)
+
+
+def display(*objs):
+    """Show each object as a rich output of the current cell."""
+    for obj in objs:
+        if obj is not None:
+            emit_output(format_output(obj))
+
+
+builtins.display = display
+
+
+def emit_open_figures():
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    for num in plt.get_fignums():
+        emit_output(_png(plt.figure(num)))
+    plt.close("all")
+
+
+def close_open_figures():
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            plt.close("all")
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- execution
+
+_main = types.ModuleType("__main__")
+_main.__dict__["__builtins__"] = builtins
+sys.modules["__main__"] = _main  # so pickle etc. find classes defined in cells
+G = _main.__dict__
+
+
+def format_error(e):
+    """Traceback limited to frames from user code, ending with the exception line."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_FILENAME:
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(e), e, tb)
+    return "".join(lines).rstrip("\n")
+
+
+def run_cell(code):
+    tree = compile(code, CELL_FILENAME, "exec", ast.PyCF_ONLY_AST)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    body = compile(tree, CELL_FILENAME, "exec")
+    last_code = compile(last, CELL_FILENAME, "eval") if last is not None else None
+    STATE.in_user = True
+    try:
+        exec(body, G)
+        if last_code is not None:
+            value = eval(last_code, G)
+            if value is not None:
+                display(value)
+        emit_open_figures()
+    finally:
+        STATE.in_user = False
+        STATE.pending_interrupt = False
+
+
+def do_execute(req):
+    STATE.current_id = req.get("id")
+    for name in req.get("forget") or []:
+        G.pop(name, None)
+    status, error = "ok", None
+    try:
+        run_cell(req.get("code", ""))
+    except KeyboardInterrupt:
+        status = "interrupted"
+        close_open_figures()
+    except BaseException as e:
+        status, error = "error", format_error(e)
+        close_open_figures()
+    try:
+        sync_streams()
+    except KeyboardInterrupt:
+        pass
+    send({"type": "done", "id": STATE.current_id, "status": status, "error": error})
+    STATE.current_id = None
+
+
+def sql_value(v):
+    import datetime
+    import decimal
+
+    if v is None:
+        return {"type": "none"}
+    mods = _mro_modules(v)
+    if any(m.startswith("numpy") for m in mods):
+        import numpy as np
+
+        if isinstance(v, np.datetime64):
+            if np.isnat(v):
+                return {"type": "none"}
+            import datetime as _dt
+
+            v = v.astype("datetime64[us]").item()
+            if not isinstance(v, (_dt.date, _dt.datetime)):
+                return {"type": "unsupported", "python_type": "numpy.datetime64"}
+        elif isinstance(v, np.generic) and not isinstance(v, (np.str_, np.bytes_, np.void)):
+            v = v.item()
+    if type(v).__name__ == "NaTType":
+        return {"type": "none"}
+    if isinstance(v, bool):
+        return {"type": "bool", "value": v}
+    if isinstance(v, int):
+        if -(2**63) <= v < 2**63:
+            return {"type": "int", "value": v}
+        return {"type": "decimal", "value": str(v)}
+    if isinstance(v, float):
+        if math.isfinite(v):
+            return {"type": "float", "value": v}
+        return {"type": "float", "value": "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")}
+    if isinstance(v, str):
+        return {"type": "str", "value": v}
+    if isinstance(v, datetime.datetime):
+        return {"type": "datetime", "value": v.isoformat()}
+    if isinstance(v, datetime.date):
+        return {"type": "date", "value": v.isoformat()}
+    if isinstance(v, decimal.Decimal):
+        return {"type": "decimal", "value": str(v)}
+    return {"type": "unsupported", "python_type": type(v).__qualname__}
+
+
+def do_get_values(req):
+    rid = req.get("id")
+    values = []
+    for name in req.get("names") or []:
+        if name not in G:
+            send({"type": "values", "id": rid, "missing": name})
+            return
+        try:
+            values.append(sql_value(G[name]))
+        except Exception as e:
+            values.append({"type": "unsupported", "python_type": type(G[name]).__qualname__, "error": str(e)})
+    send({"type": "values", "id": rid, "values": values})
+
+
+def do_forget(req):
+    for name in req.get("names") or []:
+        G.pop(name, None)
+    send({"type": "forgot", "id": req.get("id")})
+
+
+def main():
+    send({"type": "ready", "pid": os.getpid(), "version": sys.version.split()[0]})
+    cmds = os.fdopen(CMD_FD, "rb", closefd=False)
+    while True:
+        line = cmds.readline()
+        if not line:
+            break  # server went away
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+        except Exception as e:
+            print("kernel: bad command: %r" % (e,), file=_diag)
+            continue
+        if op == "execute":
+            do_execute(req)
+        elif op == "get_values":
+            do_get_values(req)
+        elif op == "forget":
+            do_forget(req)
+        elif op == "shutdown":
+            break
+        else:
+            print("kernel: unknown op %r" % (op,), file=_diag)
+    try:
+        sync_streams()
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+main()

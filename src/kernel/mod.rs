@@ -1,0 +1,497 @@
+//! Python kernels: one subprocess per open notebook; user code never runs in the server.
+//!
+//! Design:
+//! - The driver (`driver.py`, embedded and run with `python -c`) talks line-delimited JSON
+//!   over dedicated pipes: the child reads commands on fd 3 and writes messages on fd 4.
+//!   Its fds 1 and 2 are redirected by the driver into internal pipes that are forwarded
+//!   as stream messages, so anything user code, C extensions or subprocesses write can
+//!   never corrupt the protocol. The child's original stderr goes to the server log.
+//! - EOF on fd 4 means the kernel died; it is then reaped and the exit status reported.
+//! - `memory_mb` is applied as `RLIMIT_DATA`, not `RLIMIT_AS`: `RLIMIT_AS` counts address
+//!   space that is only reserved (glibc's 64 MB per-thread malloc arenas, OpenBLAS buffers,
+//!   mapped shared libraries), so numpy/pandas imports can fail even at 2 GB on many-core
+//!   machines. Since Linux 4.7 `RLIMIT_DATA` counts private writable mappings (heap and
+//!   anonymous mmap), which tracks what user data actually consumes.
+//! - The child runs in its own process group (terminal Ctrl+C on the server does not reach
+//!   it; interrupts and kills address the group, including user subprocesses) and gets
+//!   `PR_SET_PDEATHSIG(SIGKILL)` so it dies with the server.
+
+mod process;
+mod protocol;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use process::StderrTail;
+use protocol::{Command, DoneStatus, DriverMsg, Incoming};
+
+/// How long a fresh kernel may take to report ready (cold disk caches can be slow).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a kernel that closed its pipe / was asked to stop gets to exit on its own.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How to start a kernel.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    /// Python interpreter, e.g. `python3` or `/repo/.venv/bin/python`.
+    pub python: String,
+    /// Working directory (and HOME) of the kernel; created if missing.
+    pub work_dir: PathBuf,
+    /// Memory limit in MB (RLIMIT_DATA); 0 = no limit.
+    pub memory_mb: u64,
+    /// Extra environment variables for the kernel (its environment is otherwise cleared).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            python: "python3".to_string(),
+            work_dir: std::env::temp_dir().join("reactive-notebook-kernel"),
+            memory_mb: 0,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// Something a running cell produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelEvent {
+    /// A live chunk of `"stdout"` or `"stderr"` text.
+    Stream {
+        /// `"stdout"` or `"stderr"`.
+        name: String,
+        /// The text written.
+        text: String,
+    },
+    /// A rich output (last expression value, `display()`, an open matplotlib figure).
+    Output(Output),
+}
+
+/// A rich output: MIME type, payload and metadata.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Output {
+    /// e.g. `text/plain`, `text/html`, `image/png`, `application/json`.
+    pub mime_type: String,
+    /// The payload (a string, or a JSON document for JSON types).
+    pub data: serde_json::Value,
+    /// Extra information about the payload.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// How a cell ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecResult {
+    /// Ran to completion.
+    Ok,
+    /// Raised; the traceback is trimmed to the user's frames.
+    Error(String),
+    /// Stopped by an interrupt (KeyboardInterrupt).
+    Interrupted,
+    /// The kernel process died; the reason names the exit code or signal.
+    Died(String),
+}
+
+/// Kernel failures.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The kernel could not be started.
+    #[error("failed to start kernel: {0}")]
+    Spawn(String),
+    /// The kernel has died; spawn a new one.
+    #[error("kernel is dead")]
+    Dead,
+    /// A requested name does not exist in the kernel namespace.
+    #[error("name '{0}' is not defined")]
+    NameNotDefined(String),
+    /// I/O error setting up the kernel.
+    #[error("kernel i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends SIGINT to a kernel; usable while `execute` is running.
+#[derive(Clone, Debug)]
+pub struct Interrupter {
+    pid: u32,
+    /// False once the kernel is being reaped, so a recycled pid is never signalled.
+    alive: Arc<Mutex<bool>>,
+}
+
+impl Interrupter {
+    /// Interrupt the running cell (KeyboardInterrupt). Returns false if the kernel is gone.
+    pub fn interrupt(&self) -> bool {
+        let Ok(alive) = self.alive.lock() else {
+            return false;
+        };
+        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
+            return false;
+        };
+        if !*alive {
+            return false;
+        }
+        // The whole group, so a blocking `os.system("sleep 10")` child is interrupted too.
+        // SAFETY: plain syscall on our own unreaped child's process group.
+        unsafe { libc::kill(-pid, libc::SIGINT) == 0 }
+    }
+}
+
+/// A running Python kernel process.
+pub struct Kernel {
+    child: Option<Child>,
+    pid: u32,
+    cmd_tx: Option<pipe::Sender>,
+    msgs: mpsc::Receiver<Incoming>,
+    next_id: u64,
+    dead: Option<String>,
+    alive: Arc<Mutex<bool>>,
+    memory_mb: u64,
+    stderr_tail: StderrTail,
+    stderr_task: Option<JoinHandle<()>>,
+}
+
+impl Kernel {
+    /// Start a kernel and wait until its driver reports ready.
+    pub async fn spawn(cfg: &KernelConfig) -> Result<Kernel, KernelError> {
+        let sp = process::spawn_child(cfg).await?;
+        let pid = sp.pid;
+        log::info!(
+            "kernel {pid} spawned ({}, work dir {}, memory limit {} MB)",
+            cfg.python,
+            cfg.work_dir.display(),
+            cfg.memory_mb
+        );
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(process::read_messages(sp.msg_rx, tx, pid));
+        let stderr_tail: StderrTail = Arc::default();
+        let stderr_task = sp
+            .stderr
+            .map(|s| tokio::spawn(process::log_stderr(s, stderr_tail.clone(), pid)));
+        let mut kernel = Kernel {
+            child: Some(sp.child),
+            pid,
+            cmd_tx: Some(sp.cmd_tx),
+            msgs: rx,
+            next_id: 0,
+            dead: None,
+            alive: Arc::new(Mutex::new(true)),
+            memory_mb: cfg.memory_mb,
+            stderr_tail,
+            stderr_task,
+        };
+        let why = match tokio::time::timeout(READY_TIMEOUT, kernel.next()).await {
+            Ok(Ok(DriverMsg::Ready {
+                version,
+                pid: driver_pid,
+            })) => {
+                if driver_pid.is_some_and(|d| d != pid) {
+                    log::warn!("kernel {pid}: driver reports pid {driver_pid:?}");
+                }
+                log::info!(
+                    "kernel {pid} ready (Python {})",
+                    version.as_deref().unwrap_or("?")
+                );
+                return Ok(kernel);
+            }
+            Ok(Ok(other)) => {
+                let r = format!("unexpected first message {other:?}");
+                kernel.die(Some(r)).await
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => kernel.die(Some("timed out waiting for ready".into())).await,
+        };
+        // Let the stderr logger catch the interpreter's last words for the error message.
+        if let Some(task) = kernel.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
+        let tail = kernel
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default();
+        Err(KernelError::Spawn(if tail.is_empty() {
+            why
+        } else {
+            format!("{why}: {tail}")
+        }))
+    }
+
+    /// Run one cell. Before running, delete `forget` names from the kernel namespace.
+    /// Events stream to `events` as they happen; returns when the cell finished.
+    pub async fn execute(
+        &mut self,
+        code: &str,
+        forget: &[String],
+        events: mpsc::UnboundedSender<KernelEvent>,
+    ) -> ExecResult {
+        if let Some(reason) = &self.dead {
+            return ExecResult::Died(reason.clone());
+        }
+        let id = self.new_id();
+        if let Err(reason) = self.send(&Command::Execute { id, code, forget }).await {
+            return ExecResult::Died(reason);
+        }
+        loop {
+            match self.next().await {
+                Ok(DriverMsg::Stream {
+                    id: Some(i),
+                    name,
+                    text,
+                }) if i == id => {
+                    // A dropped receiver just means nobody is watching; keep running.
+                    let _ = events.send(KernelEvent::Stream { name, text });
+                }
+                Ok(DriverMsg::Output {
+                    id: Some(i),
+                    output,
+                }) if i == id => {
+                    let _ = events.send(KernelEvent::Output(output));
+                }
+                Ok(DriverMsg::Done {
+                    id: Some(i),
+                    status,
+                    error,
+                }) if i == id => {
+                    return match status {
+                        DoneStatus::Ok => ExecResult::Ok,
+                        DoneStatus::Interrupted => ExecResult::Interrupted,
+                        DoneStatus::Error => ExecResult::Error(self.annotate_error(error)),
+                    };
+                }
+                Ok(other) => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),
+                Err(reason) => return ExecResult::Died(reason),
+            }
+        }
+    }
+
+    /// Delete names from the kernel's globals, ignoring missing ones.
+    pub async fn forget(&mut self, names: &[String]) -> Result<(), KernelError> {
+        self.ensure_alive()?;
+        let id = self.new_id();
+        self.send(&Command::Forget { id, names })
+            .await
+            .map_err(|_| KernelError::Dead)?;
+        loop {
+            match self.next().await {
+                Ok(DriverMsg::Forgot { id: Some(i) }) if i == id => return Ok(()),
+                Ok(other) => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),
+                Err(_) => return Err(KernelError::Dead),
+            }
+        }
+    }
+
+    /// Values of names for SQL parameters, as JSON: `{"type":"int","value":..}`, `"float"`,
+    /// `"str"`, `"bool"`, `"none"`, `"date"`/`"datetime"` (ISO), `"decimal"` (string), or
+    /// `{"type":"unsupported","python_type":..}`. Non-finite floats are the strings
+    /// `"NaN"`/`"Infinity"`/`"-Infinity"`; ints beyond i64 come back as `"decimal"`.
+    pub async fn get_values(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<serde_json::Value>, KernelError> {
+        self.ensure_alive()?;
+        let id = self.new_id();
+        self.send(&Command::GetValues { id, names })
+            .await
+            .map_err(|_| KernelError::Dead)?;
+        loop {
+            match self.next().await {
+                Ok(DriverMsg::Values {
+                    id: Some(i),
+                    values,
+                    missing,
+                }) if i == id => {
+                    if let Some(name) = missing {
+                        return Err(KernelError::NameNotDefined(name));
+                    }
+                    return Ok(values.unwrap_or_default());
+                }
+                Ok(other) => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),
+                Err(_) => return Err(KernelError::Dead),
+            }
+        }
+    }
+
+    /// A handle that can interrupt this kernel from another task.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            pid: self.pid,
+            alive: self.alive.clone(),
+        }
+    }
+
+    /// Stop the kernel: ask the driver to exit, then SIGTERM, then SIGKILL; always reaps.
+    pub async fn shutdown(mut self) {
+        let pid = self.pid;
+        self.mark_dead();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(mut tx) = self.cmd_tx.take() {
+            if let Ok(line) = Command::Shutdown.to_line() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), tx.write_all(&line)).await;
+            }
+            // Dropping our end also gives the driver EOF, which makes it exit.
+        }
+        if !wait_exited(pid, EXIT_GRACE).await {
+            log::warn!("kernel {pid} did not exit on request; sending SIGTERM");
+            if let Ok(p) = libc::pid_t::try_from(pid) {
+                // SAFETY: plain syscall on our own unreaped child.
+                unsafe {
+                    libc::kill(p, libc::SIGTERM);
+                }
+            }
+            wait_exited(pid, Duration::from_secs(1)).await;
+        }
+        // Sweep anything the user started in the background; the leader is still unreaped.
+        process::kill_group(pid);
+        match child.wait().await {
+            Ok(status) => log::info!("kernel {pid} shut down ({status})"),
+            Err(e) => log::error!("kernel {pid}: wait failed: {e}"),
+        }
+        self.dead = Some("kernel was shut down".into());
+    }
+
+    /// OS process id, while the kernel is alive.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|_| self.pid)
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn ensure_alive(&self) -> Result<(), KernelError> {
+        if self.dead.is_some() || self.child.is_none() {
+            Err(KernelError::Dead)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn annotate_error(&self, error: Option<String>) -> String {
+        let mut e = error.unwrap_or_else(|| "unknown error".to_string());
+        if self.memory_mb > 0 && e.contains("MemoryError") {
+            e.push_str(&format!(
+                "\n(the kernel's memory limit is {} MB)",
+                self.memory_mb
+            ));
+        }
+        e
+    }
+
+    /// Send one command; on failure the kernel is reaped and the death reason returned.
+    async fn send(&mut self, cmd: &Command<'_>) -> Result<(), String> {
+        let line = match cmd.to_line() {
+            Ok(l) => l,
+            Err(e) => return Err(format!("cannot encode command: {e}")),
+        };
+        let res = match self.cmd_tx.as_mut() {
+            Some(tx) => tx.write_all(&line).await,
+            None => return Err(self.dead.clone().unwrap_or_else(|| "kernel is dead".into())),
+        };
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                log::warn!("kernel {}: write failed: {e}", self.pid);
+                Err(self.die(None).await)
+            }
+        }
+    }
+
+    /// Next driver message; on EOF or garbage the kernel is reaped and the reason returned.
+    async fn next(&mut self) -> Result<DriverMsg, String> {
+        if let Some(reason) = &self.dead {
+            return Err(reason.clone());
+        }
+        match self.msgs.recv().await {
+            Some(Incoming::Msg(m)) => Ok(m),
+            Some(Incoming::Closed(proto)) => Err(self.die(proto).await),
+            None => Err(self.die(None).await),
+        }
+    }
+
+    fn mark_dead(&self) {
+        if let Ok(mut a) = self.alive.lock() {
+            *a = false;
+        }
+    }
+
+    /// Reap a kernel whose pipe closed (or that misbehaved) and describe why it died.
+    async fn die(&mut self, protocol_error: Option<String>) -> String {
+        if let Some(reason) = &self.dead {
+            return reason.clone();
+        }
+        self.mark_dead();
+        self.cmd_tx = None;
+        let pid = self.pid;
+        let reason = match self.child.take() {
+            None => "kernel is dead".to_string(),
+            Some(mut child) => {
+                let exited = protocol_error.is_none() && wait_exited(pid, EXIT_GRACE).await;
+                process::kill_group(pid);
+                let status = child.wait().await;
+                match (protocol_error, status) {
+                    (Some(p), _) => format!("kernel died ({p})"),
+                    (None, Ok(st)) if exited => process::describe_exit(st, self.memory_mb),
+                    (None, Ok(_)) => "kernel died (closed its protocol pipe)".to_string(),
+                    (None, Err(e)) => format!("kernel died (wait failed: {e})"),
+                }
+            }
+        };
+        log::warn!("kernel {pid}: {reason}");
+        self.dead = Some(reason.clone());
+        reason
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.mark_dead();
+            // kill_on_drop SIGKILLs the leader and tokio reaps it; this also sweeps its group.
+            process::kill_group(self.pid);
+            log::info!("kernel {} dropped; killed", self.pid);
+        }
+    }
+}
+
+/// Whether our child `pid` has exited, without reaping it (so its pid/pgid stay reserved).
+fn has_exited(pid: u32) -> bool {
+    let p: libc::id_t = pid;
+    // SAFETY: zeroed siginfo_t is a valid out-buffer for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain syscall; WNOWAIT leaves the child waitable for tokio.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            p,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+        )
+    };
+    // SAFETY: si_pid is valid to read after waitid filled (or zeroed) the struct.
+    rc != 0 || unsafe { info.si_pid() } != 0
+}
+
+/// Poll until the child exits or `limit` passes; true if it exited.
+async fn wait_exited(pid: u32, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if has_exited(pid) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

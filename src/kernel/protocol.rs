@@ -1,0 +1,122 @@
+//! Wire format between the server and `driver.py`: one JSON object per line.
+
+use serde::{Deserialize, Serialize};
+
+use super::Output;
+
+/// Longest accepted message line; anything longer is treated as a protocol failure
+/// (outputs are capped at 8 MB by the driver, so this leaves ample slack).
+pub(crate) const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A command sent to the driver on its fd 3.
+#[derive(Serialize, Debug)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum Command<'a> {
+    Execute {
+        id: u64,
+        code: &'a str,
+        forget: &'a [String],
+    },
+    Forget {
+        id: u64,
+        names: &'a [String],
+    },
+    GetValues {
+        id: u64,
+        names: &'a [String],
+    },
+    Shutdown,
+}
+
+impl Command<'_> {
+    /// Serialized command line, newline-terminated.
+    pub(crate) fn to_line(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut line = serde_json::to_vec(self)?;
+        line.push(b'\n');
+        Ok(line)
+    }
+}
+
+/// Final status of a cell as reported by the driver.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DoneStatus {
+    Ok,
+    Error,
+    Interrupted,
+}
+
+/// A message from the driver on its fd 4.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum DriverMsg {
+    Ready {
+        pid: Option<u32>,
+        version: Option<String>,
+    },
+    Stream {
+        id: Option<u64>,
+        name: String,
+        text: String,
+    },
+    Output {
+        id: Option<u64>,
+        output: Output,
+    },
+    Done {
+        id: Option<u64>,
+        status: DoneStatus,
+        error: Option<String>,
+    },
+    Values {
+        id: Option<u64>,
+        values: Option<Vec<serde_json::Value>>,
+        missing: Option<String>,
+    },
+    Forgot {
+        id: Option<u64>,
+    },
+}
+
+/// What the reader task hands to the kernel: a message, or why the stream ended.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Msg(DriverMsg),
+    /// The pipe closed (`None`) or carried garbage (`Some(reason)`).
+    Closed(Option<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_messages() {
+        let m: DriverMsg =
+            serde_json::from_str(r#"{"type":"done","id":3,"status":"error","error":"x"}"#).unwrap();
+        assert!(matches!(
+            m,
+            DriverMsg::Done {
+                id: Some(3),
+                status: DoneStatus::Error,
+                ..
+            }
+        ));
+        assert!(serde_json::from_str::<DriverMsg>(r#"{"type":"bogus"}"#).is_err());
+    }
+
+    #[test]
+    fn serializes_commands() {
+        let names = vec!["a".to_string()];
+        let line = Command::GetValues {
+            id: 1,
+            names: &names,
+        }
+        .to_line()
+        .unwrap();
+        assert_eq!(
+            line,
+            b"{\"op\":\"get_values\",\"id\":1,\"names\":[\"a\"]}\n"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! The cell dependency graph: edges from writers to readers, multiple-definition and cycle
+//! errors, and run orders. Pure logic; everything is O((cells + edges) log cells).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+/// A cell as seen by the graph: its id and the names it writes and reads.
+pub struct GraphCell<'a> {
+    /// Unique cell id.
+    pub id: &'a str,
+    /// Names the cell defines.
+    pub writes: &'a [String],
+    /// Names the cell reads.
+    pub reads: &'a [String],
+}
+
+/// Dependency graph over cells in notebook order.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    ids: Vec<String>,
+    index: HashMap<String, usize>,
+    /// Sorted, deduplicated child indices per cell.
+    children: Vec<Vec<usize>>,
+    /// Sorted, deduplicated parent indices per cell.
+    parents: Vec<Vec<usize>>,
+    /// Strongly connected component of each cell.
+    component: Vec<usize>,
+    component_count: usize,
+    errors: HashMap<String, String>,
+}
+
+impl Graph {
+    /// Build from cells in notebook order.
+    pub fn build(cells: &[GraphCell]) -> Graph {
+        let n = cells.len();
+        let ids: Vec<String> = cells.iter().map(|c| c.id.to_string()).collect();
+        let mut index = HashMap::with_capacity(n);
+        for (i, id) in ids.iter().enumerate() {
+            index.entry(id.clone()).or_insert(i);
+        }
+
+        let mut writers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, cell) in cells.iter().enumerate() {
+            for w in cell.writes {
+                let list = writers.entry(w.as_str()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+
+        // BTreeMap so each cell's conflicting names come out sorted.
+        let mut conflicts: Vec<Vec<&str>> = vec![Vec::new(); n];
+        let ambiguous: BTreeMap<&str, &Vec<usize>> = writers
+            .iter()
+            .filter(|(_, ws)| ws.len() > 1)
+            .map(|(k, v)| (*k, v))
+            .collect();
+        for (name, ws) in &ambiguous {
+            for &w in *ws {
+                conflicts[w].push(name);
+            }
+        }
+
+        let mut children = vec![Vec::new(); n];
+        let mut parents = vec![Vec::new(); n];
+        for (b, cell) in cells.iter().enumerate() {
+            for r in cell.reads {
+                // An ambiguous name creates no edges: nothing may read it.
+                if let Some([a]) = writers.get(r.as_str()).map(Vec::as_slice) {
+                    if *a != b {
+                        children[*a].push(b);
+                        parents[b].push(*a);
+                    }
+                }
+            }
+        }
+        for list in children.iter_mut().chain(parents.iter_mut()) {
+            list.sort_unstable();
+            list.dedup();
+        }
+
+        let (component, component_count) = tarjan(&children);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); component_count];
+        for (i, &c) in component.iter().enumerate() {
+            members[c].push(i);
+        }
+
+        let mut errors = HashMap::new();
+        for i in 0..n {
+            let mut msgs: Vec<String> = conflicts[i]
+                .iter()
+                .map(|name| format!("'{name}' is defined in more than one cell"))
+                .collect();
+            let cycle = &members[component[i]];
+            if cycle.len() > 1 {
+                let names: Vec<&str> = cycle.iter().map(|&j| ids[j].as_str()).collect();
+                msgs.push(format!("cycle between cells: {}", names.join(", ")));
+            }
+            if !msgs.is_empty() {
+                errors.insert(ids[i].clone(), msgs.join("; "));
+            }
+        }
+
+        Graph {
+            ids,
+            index,
+            children,
+            parents,
+            component,
+            component_count,
+            errors,
+        }
+    }
+
+    /// Error per cell id: multiple definitions and/or cycle membership; clean cells are absent.
+    pub fn errors(&self) -> &HashMap<String, String> {
+        &self.errors
+    }
+
+    /// The cell plus all its descendants, in a topological order (ties broken by notebook order).
+    pub fn run_order(&self, root: &str) -> Vec<String> {
+        self.run_order_many(&[root])
+    }
+
+    /// Union of several roots and their descendants in one topological order; unknown ids are ignored.
+    pub fn run_order_many(&self, roots: &[&str]) -> Vec<String> {
+        let n = self.ids.len();
+        let mut reached = vec![false; n];
+        let mut stack: Vec<usize> = roots
+            .iter()
+            .filter_map(|r| self.index.get(*r).copied())
+            .collect();
+        while let Some(v) = stack.pop() {
+            if !std::mem::replace(&mut reached[v], true) {
+                stack.extend(self.children[v].iter().copied().filter(|&w| !reached[w]));
+            }
+        }
+
+        // Kahn's algorithm on the condensation, so cycles are emitted as one block.
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.component_count];
+        let mut indegree = vec![0usize; self.component_count];
+        for v in (0..n).filter(|&v| reached[v]) {
+            members[self.component[v]].push(v);
+            for &w in &self.children[v] {
+                if self.component[w] != self.component[v] {
+                    indegree[self.component[w]] += 1;
+                }
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<(usize, usize)>> = members
+            .iter()
+            .enumerate()
+            .filter(|(c, m)| !m.is_empty() && indegree[*c] == 0)
+            .map(|(c, m)| Reverse((m[0], c)))
+            .collect();
+        let mut order = Vec::new();
+        while let Some(Reverse((_, c))) = ready.pop() {
+            for &v in &members[c] {
+                order.push(self.ids[v].clone());
+                for &w in &self.children[v] {
+                    let cw = self.component[w];
+                    if cw != c {
+                        indegree[cw] -= 1;
+                        if indegree[cw] == 0 {
+                            ready.push(Reverse((members[cw][0], cw)));
+                        }
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// Direct parents (cells whose writes this cell reads), in notebook order.
+    pub fn parents(&self, id: &str) -> Vec<String> {
+        self.index
+            .get(id)
+            .map(|&i| {
+                self.parents[i]
+                    .iter()
+                    .map(|&p| self.ids[p].clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Iterative Tarjan SCC (no recursion, so long chains cannot overflow the stack).
+fn tarjan(children: &[Vec<usize>]) -> (Vec<usize>, usize) {
+    const UNSEEN: usize = usize::MAX;
+    let n = children.len();
+    let mut order = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut component = vec![UNSEEN; n];
+    let mut count = 0;
+    let mut next = 0;
+    for start in 0..n {
+        if order[start] != UNSEEN {
+            continue;
+        }
+        let mut calls: Vec<(usize, usize)> = vec![(start, 0)];
+        order[start] = next;
+        low[start] = next;
+        next += 1;
+        stack.push(start);
+        on_stack[start] = true;
+        while let Some(&(v, edge)) = calls.last() {
+            if let Some(&w) = children[v].get(edge) {
+                if let Some(top) = calls.last_mut() {
+                    top.1 += 1;
+                }
+                if order[w] == UNSEEN {
+                    order[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(order[w]);
+                }
+            } else {
+                calls.pop();
+                if let Some(&(p, _)) = calls.last() {
+                    low[p] = low[p].min(low[v]);
+                }
+                if low[v] == order[v] {
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        component[w] = count;
+                        if w == v {
+                            break;
+                        }
+                    }
+                    count += 1;
+                }
+            }
+        }
+    }
+    (component, count)
+}

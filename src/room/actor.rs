@@ -1,0 +1,638 @@
+//! `NotebookRoom`: the actor that owns one open notebook's live state.
+//!
+//! It is the single writer: REST mutations, runs and kernel events all arrive as messages and
+//! are applied one at a time, persisted through the store and broadcast to joined sessions.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
+use super::messages::*;
+use super::registry::RoomRegistry;
+use super::run::RunState;
+use super::state::{LiveCell, NotebookState};
+use crate::config::Config;
+use crate::db::models::{CellRow, CellRunState, NotebookRow};
+use crate::db::store::{NewCell, Store};
+use crate::error::ApiError;
+use crate::notebook::analysis::sql_placeholders;
+use crate::notebook::{CellStatus, CellType};
+
+/// A cell's results to persist.
+struct PersistJob {
+    cell_id: String,
+    state: CellRunState,
+}
+
+/// The actor owning one notebook's live state, kernel and sessions.
+pub struct NotebookRoom {
+    state: NotebookState,
+    store: Store,
+    registry: RoomRegistry,
+    exec_config: ExecutorConfig,
+    executor: Option<ExecutorHandle>,
+    run: RunState,
+    next_token: u64,
+    seq: u64,
+    sessions: HashMap<u64, Recipient<super::Broadcast>>,
+    idle_after: Duration,
+    last_activity: Instant,
+    persist: mpsc::UnboundedSender<PersistJob>,
+}
+
+impl NotebookRoom {
+    /// A room for a stored notebook.
+    pub fn new(
+        notebook: NotebookRow,
+        cells: &[CellRow],
+        store: Store,
+        registry: RoomRegistry,
+        config: &Config,
+    ) -> NotebookRoom {
+        let exec_config = ExecutorConfig {
+            python: config.python.clone(),
+            work_dir: config.data_dir.join("kernels").join(&notebook.id),
+            memory_mb: config.kernel_memory_mb,
+            timeout: Duration::from_secs(config.kernel_timeout_secs),
+        };
+        let (persist, rx) = mpsc::unbounded_channel();
+        tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));
+        NotebookRoom {
+            state: NotebookState::load(notebook, cells),
+            store,
+            registry,
+            exec_config,
+            executor: None,
+            run: RunState::default(),
+            next_token: 0,
+            seq: 0,
+            sessions: HashMap::new(),
+            idle_after: Duration::from_secs(config.room_idle_secs.max(1)),
+            last_activity: Instant::now(),
+            persist,
+        }
+    }
+
+    fn executor(&mut self, ctx: &mut Context<Self>) -> &ExecutorHandle {
+        let config = self.exec_config.clone();
+        self.executor
+            .get_or_insert_with(|| ExecutorHandle::start(config, ctx.address().recipient()))
+    }
+
+    /// Sends an event to every joined session, numbered by `seq`.
+    fn broadcast(&mut self, mut event: Value) {
+        self.seq += 1;
+        if let Value::Object(map) = &mut event {
+            map.insert("seq".into(), json!(self.seq));
+        }
+        let message = super::Broadcast(std::sync::Arc::new(event.to_string()));
+        self.sessions
+            .retain(|_, session| session.try_send(message.clone()).is_ok() || session.connected());
+    }
+
+    fn broadcast_cell_updated(&mut self, cell_id: &str) {
+        if let Some(cell) = self.state.wire_cell_by_id(cell_id) {
+            self.broadcast(json!({"type": "cell_updated", "cellId": cell_id, "cell": cell}));
+        }
+    }
+
+    fn set_status(&mut self, cell_id: &str, status: CellStatus) {
+        if let Some(cell) = self.state.cell_mut(cell_id) {
+            cell.status = status;
+            self.broadcast(json!({"type": "cell_status", "cellId": cell_id, "status": status}));
+        }
+    }
+
+    fn persist_cell(&self, cell_id: &str) {
+        if let Some(cell) = self.state.cell(cell_id) {
+            let state = CellRunState {
+                status: cell.status.as_str().to_string(),
+                stdout: cell.stdout.clone(),
+                error: cell.error.clone(),
+                outputs: Value::Array(cell.outputs.clone()).to_string(),
+                updated_at: chrono::Utc::now().naive_utc(),
+            };
+            let _ = self.persist.send(PersistJob {
+                cell_id: cell_id.to_string(),
+                state,
+            });
+        }
+    }
+
+    /// Queues `order` (a topological run order) as a new run, or folds it into the current one.
+    fn request_run(&mut self, root: &str, ctx: &mut Context<Self>) {
+        if self.run.active() {
+            let order = self.state.graph.run_order(root);
+            let mut added = false;
+            for id in order {
+                if !self.run.will_run(&id) {
+                    added = true;
+                    self.set_status(&id, CellStatus::Queued);
+                }
+            }
+            if added {
+                self.run.next_roots.push(root.to_string());
+            }
+            return;
+        }
+        let order = self.state.graph.run_order(root);
+        self.start_run(order, ctx);
+    }
+
+    fn start_run(&mut self, order: Vec<String>, ctx: &mut Context<Self>) {
+        self.run.failed.clear();
+        for id in &order {
+            self.set_status(id, CellStatus::Queued);
+        }
+        self.run.plan = order.into();
+        self.step(ctx);
+    }
+
+    /// Runs the next runnable cell of the plan; cells that cannot run are settled on the way.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        while let Some(id) = self.run.plan.pop_front() {
+            let Some(cell) = self.state.cell(&id) else {
+                continue;
+            };
+            if let Some(message) = self.state.graph.errors().get(&id).cloned() {
+                self.finish_cell(&id, CellStatus::Error, Some(message));
+                continue;
+            }
+            let upstream_failed = self.state.graph.parents(&id).iter().any(|p| {
+                self.run.failed.contains(p)
+                    || self.state.cell(p).is_some_and(|c| {
+                        matches!(c.status, CellStatus::Error | CellStatus::Blocked)
+                    })
+            });
+            if upstream_failed {
+                self.finish_cell(&id, CellStatus::Blocked, None);
+                continue;
+            }
+            let work = match cell.cell_type {
+                CellType::Python => Work::Python {
+                    code: cell.code.clone(),
+                },
+                CellType::Sql => Work::Sql {
+                    code: cell.code.clone(),
+                    conn_string: self.state.db_conn_string.clone(),
+                    placeholders: sql_placeholders(&cell.code),
+                },
+            };
+            self.next_token += 1;
+            let token = self.next_token;
+            self.run.current = Some((token, id.clone()));
+            if let Some(cell) = self.state.cell_mut(&id) {
+                cell.reset_results();
+            }
+            self.broadcast_cell_updated(&id);
+            self.set_status(&id, CellStatus::Running);
+            self.executor(ctx).send(Job::Execute {
+                token,
+                cell_id: id,
+                work,
+            });
+            return;
+        }
+        self.run.current = None;
+        if !self.run.next_roots.is_empty() {
+            let roots = std::mem::take(&mut self.run.next_roots);
+            let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
+            let order = self.state.graph.run_order_many(&roots);
+            self.start_run(order, ctx);
+        }
+    }
+
+    /// Settles a cell without running it (graph error or blocked) or after it ran.
+    fn finish_cell(&mut self, cell_id: &str, status: CellStatus, error: Option<String>) {
+        if matches!(status, CellStatus::Error | CellStatus::Blocked) {
+            self.run.failed.insert(cell_id.to_string());
+        }
+        if let Some(cell) = self.state.cell_mut(cell_id) {
+            if status != CellStatus::Success {
+                cell.reset_results();
+            }
+            cell.error = error.clone();
+        }
+        if let Some(error) = error {
+            self.broadcast(json!({"type": "cell_error", "cellId": cell_id, "error": error}));
+        }
+        self.set_status(cell_id, status);
+        self.persist_cell(cell_id);
+    }
+
+    /// Marks every cell but `except` idle: their values died with the kernel.
+    fn values_gone(&mut self, except: Option<&str>) {
+        let dropped = self.run.abandon();
+        let ids: Vec<String> = self
+            .state
+            .cells
+            .iter()
+            .filter(|c| Some(c.id.as_str()) != except)
+            .filter(|c| c.status != CellStatus::Idle || dropped.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in ids {
+            self.set_status(&id, CellStatus::Idle);
+            self.persist_cell(&id);
+        }
+    }
+
+    fn handle_finished(&mut self, cell_id: &str, finished: Finished, ctx: &mut Context<Self>) {
+        self.run.current = None;
+        for output in finished.outputs {
+            if let Some(cell) = self.state.cell_mut(cell_id) {
+                cell.outputs.push(output.clone());
+            }
+            self.broadcast(json!({"type": "cell_output", "cellId": cell_id, "output": output}));
+        }
+        match finished.outcome {
+            Outcome::Success => {
+                self.set_status(cell_id, CellStatus::Success);
+                self.persist_cell(cell_id);
+            }
+            Outcome::Error(message) => self.settle_error(cell_id, message),
+            Outcome::Interrupted => {
+                self.settle_error(cell_id, "Interrupted".into());
+                for id in self.run.abandon() {
+                    self.set_status(&id, CellStatus::Idle);
+                }
+            }
+            Outcome::Died(message) => {
+                let message = if std::mem::take(&mut self.run.restarting) {
+                    "Interrupted: the kernel was restarted".to_string()
+                } else {
+                    message
+                };
+                self.settle_error(cell_id, message);
+                self.values_gone(Some(cell_id));
+            }
+        }
+        self.step(ctx);
+    }
+
+    fn settle_error(&mut self, cell_id: &str, message: String) {
+        self.run.failed.insert(cell_id.to_string());
+        if let Some(cell) = self.state.cell_mut(cell_id) {
+            cell.error = Some(message.clone());
+        }
+        self.broadcast(json!({"type": "cell_error", "cellId": cell_id, "error": message}));
+        self.set_status(cell_id, CellStatus::Error);
+        self.persist_cell(cell_id);
+    }
+
+    /// Removes names from the kernel before anything else runs (queued ahead of later jobs).
+    fn forget(&mut self, names: Vec<String>) {
+        if names.is_empty() {
+            return;
+        }
+        if let Some(executor) = &self.executor {
+            executor.send(Job::Forget(names));
+        }
+    }
+
+    fn graph_changed(&mut self, except: &str) {
+        for id in self.state.rebuild_graph() {
+            if id != except {
+                self.broadcast_cell_updated(&id);
+            }
+        }
+    }
+
+    fn touch(&mut self) {
+        self.last_activity = Instant::now();
+    }
+}
+
+async fn persist_loop(
+    store: Store,
+    notebook_id: String,
+    mut jobs: mpsc::UnboundedReceiver<PersistJob>,
+) {
+    while let Some(job) = jobs.recv().await {
+        if let Err(e) = store
+            .save_run_state(&notebook_id, &job.cell_id, job.state)
+            .await
+        {
+            log::error!("saving cell {} of {notebook_id} failed: {e}", job.cell_id);
+        }
+    }
+}
+
+impl Actor for NotebookRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every =
+            (self.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+        ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        log::info!("room closed for notebook {}", self.state.id);
+        // Dropping the executor handle ends its task, which shuts the kernel down.
+        self.executor = None;
+        let registry = self.registry.clone();
+        let id = self.state.id.clone();
+        // During a runtime shutdown there is nothing left to tidy.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { registry.remove(&id).await });
+        }
+    }
+}
+
+impl Handler<IdleCheck> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: IdleCheck, ctx: &mut Self::Context) {
+        if self.run.active() || !self.sessions.is_empty() {
+            self.touch();
+            return;
+        }
+        if self.last_activity.elapsed() >= self.idle_after {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<ExecEvent> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, event: ExecEvent, ctx: &mut Self::Context) {
+        let current = matches!(&self.run.current, Some((token, _)) if *token == event.token);
+        if !current {
+            return;
+        }
+        self.touch();
+        let cell_id = event.cell_id;
+        match event.kind {
+            ExecEventKind::Stream { name: _, text } => {
+                let appended = self
+                    .state
+                    .cell_mut(&cell_id)
+                    .is_some_and(|cell| cell.append_stdout(&text));
+                if appended {
+                    self.broadcast(json!({"type": "cell_stdout", "cellId": cell_id, "data": text}));
+                }
+            }
+            ExecEventKind::Output(output) => {
+                if let Some(cell) = self.state.cell_mut(&cell_id) {
+                    cell.outputs.push(output.clone());
+                }
+                self.broadcast(json!({"type": "cell_output", "cellId": cell_id, "output": output}));
+            }
+            ExecEventKind::Finished(finished) => self.handle_finished(&cell_id, finished, ctx),
+        }
+    }
+}
+
+impl Handler<Snapshot> for NotebookRoom {
+    type Result = Result<Value, ApiError>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        Ok(self.state.snapshot(self.seq))
+    }
+}
+
+impl Handler<RunCell> for NotebookRoom {
+    type Result = Result<(), ApiError>;
+
+    fn handle(&mut self, msg: RunCell, ctx: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if self.state.cell(&msg.cell_id).is_none() {
+            return Err(ApiError::NotFound("Cell not found".into()));
+        }
+        self.request_run(&msg.cell_id, ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Interrupt> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: Interrupt, _: &mut Self::Context) {
+        self.touch();
+        if self.run.current.is_some() {
+            if let Some(executor) = &self.executor {
+                executor.interrupt();
+            }
+        }
+    }
+}
+
+impl Handler<Restart> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        self.touch();
+        log::info!("kernel restart requested for notebook {}", self.state.id);
+        if self.run.current.is_some() {
+            self.run.restarting = true;
+            self.run.abandon();
+            if let Some(executor) = &self.executor {
+                executor.kill();
+            }
+        }
+        self.executor(ctx).send(Job::Restart);
+        self.values_gone(
+            self.run
+                .current
+                .as_ref()
+                .map(|(_, id)| id.clone())
+                .as_deref(),
+        );
+    }
+}
+
+impl Handler<Rename> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<(), ApiError>>;
+
+    fn handle(&mut self, msg: Rename, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        let name = msg.name;
+        AtomicResponse::new(Box::pin(
+            async move {
+                let revision = store.rename_notebook(&owner, &id, &name).await?;
+                Ok::<_, ApiError>((revision, name))
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (revision, name) = result?;
+                room.state.revision = revision;
+                room.state.name = name.clone();
+                room.broadcast(json!({"type": "notebook_updated", "name": name}));
+                Ok(())
+            }),
+        ))
+    }
+}
+
+impl Handler<SetDb> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<(), ApiError>>;
+
+    fn handle(&mut self, msg: SetDb, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        let conn = msg.conn_string;
+        AtomicResponse::new(Box::pin(
+            async move {
+                let revision = store
+                    .set_db_conn_string(&owner, &id, conn.as_deref())
+                    .await?;
+                Ok::<_, ApiError>((revision, conn))
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (revision, conn) = result?;
+                room.state.revision = revision;
+                room.state.db_conn_string = conn;
+                let name = room.state.name.clone();
+                room.broadcast(json!({"type": "notebook_updated", "name": name}));
+                Ok(())
+            }),
+        ))
+    }
+}
+
+impl Handler<DeleteNotebook> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<(), ApiError>>;
+
+    fn handle(&mut self, _: DeleteNotebook, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                store
+                    .delete_notebook(&owner, &id)
+                    .await
+                    .map_err(ApiError::from)
+            }
+            .into_actor(self)
+            .map(|result, room, ctx| {
+                result?;
+                room.run.abandon();
+                room.broadcast(json!({"type": "notebook_deleted"}));
+                ctx.stop();
+                Ok(())
+            }),
+        ))
+    }
+}
+
+impl Handler<CreateCell> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<String, ApiError>>;
+
+    fn handle(&mut self, msg: CreateCell, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        let cell = NewCell {
+            id: uuid::Uuid::new_v4().to_string(),
+            cell_type: msg.cell_type.as_str().to_string(),
+            code: msg.code,
+        };
+        let after = msg.after_cell_id;
+        AtomicResponse::new(Box::pin(
+            async move {
+                store
+                    .create_cell(&owner, &id, cell, after.as_deref())
+                    .await
+                    .map_err(ApiError::from)
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (row, index, revision) = result?;
+                room.state.revision = revision;
+                let index = index.min(room.state.cells.len());
+                room.state.cells.insert(index, LiveCell::from_row(&row));
+                room.graph_changed(&row.id);
+                if let Some(cell) = room.state.wire_cell_by_id(&row.id) {
+                    room.broadcast(json!({
+                        "type": "cell_created", "cellId": row.id, "cell": cell, "index": index,
+                    }));
+                }
+                Ok(row.id)
+            }),
+        ))
+    }
+}
+
+impl Handler<UpdateCell> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<i64, ApiError>>;
+
+    fn handle(&mut self, msg: UpdateCell, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                store
+                    .update_cell_code(&owner, &id, &msg.cell_id, &msg.code, msg.expected_revision)
+                    .await
+                    .map_err(ApiError::from)
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (row, revision) = result?;
+                room.state.revision = revision;
+                let old_writes = room
+                    .state
+                    .cell(&row.id)
+                    .map(|c| c.names.writes.clone())
+                    .unwrap_or_default();
+                if let Some(cell) = room.state.cell_mut(&row.id) {
+                    cell.set_code(row.code.clone());
+                }
+                let stale = room.state.names_only_defined_by(&row.id, &old_writes);
+                room.forget(stale);
+                room.graph_changed(&row.id);
+                room.broadcast_cell_updated(&row.id);
+                Ok(revision)
+            }),
+        ))
+    }
+}
+
+impl Handler<DeleteCell> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<i64, ApiError>>;
+
+    fn handle(&mut self, msg: DeleteCell, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        let cell_id = msg.cell_id;
+        AtomicResponse::new(Box::pin(
+            async move {
+                let revision = store
+                    .delete_cell(&owner, &id, &cell_id)
+                    .await
+                    .map_err(ApiError::from)?;
+                Ok::<_, ApiError>((revision, cell_id))
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (revision, cell_id) = result?;
+                room.state.revision = revision;
+                let old_writes = room
+                    .state
+                    .cell(&cell_id)
+                    .map(|c| c.names.writes.clone())
+                    .unwrap_or_default();
+                let stale = room.state.names_only_defined_by(&cell_id, &old_writes);
+                room.state.cells.retain(|c| c.id != cell_id);
+                room.run.plan.retain(|id| id != &cell_id);
+                room.forget(stale);
+                room.broadcast(json!({"type": "cell_deleted", "cellId": cell_id}));
+                room.graph_changed(&cell_id);
+                Ok(revision)
+            }),
+        ))
+    }
+}

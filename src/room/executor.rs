@@ -1,0 +1,350 @@
+//! The executor: a task that owns a notebook's kernel and runs one job at a time.
+//!
+//! The room sends jobs and receives events; interrupts go around the queue (a SIGINT to the
+//! kernel, a cancel to the running SQL query), so they work while a job runs.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Recipient;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::kernel::{
+    ExecResult, Interrupter, Kernel, KernelConfig, KernelError, KernelEvent, Output,
+};
+use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
+
+use super::messages::{ExecEvent, ExecEventKind, Finished};
+
+/// What a cell asks the executor to do.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Run Python code in the kernel.
+    Python {
+        /// The code.
+        code: String,
+    },
+    /// Run SQL against the notebook's database.
+    Sql {
+        /// The SQL text.
+        code: String,
+        /// Connection string, if set.
+        conn_string: Option<String>,
+        /// `{name}` placeholders (byte range, name).
+        placeholders: Vec<(Range<usize>, String)>,
+    },
+}
+
+/// A job for the executor.
+#[derive(Debug)]
+pub enum Job {
+    /// Run one cell; `token` identifies the run step.
+    Execute {
+        /// The room's step token, echoed in events.
+        token: u64,
+        /// The cell.
+        cell_id: String,
+        /// What to run.
+        work: Work,
+    },
+    /// Remove names from the kernel's namespace.
+    Forget(Vec<String>),
+    /// Replace the kernel with a fresh one.
+    Restart,
+}
+
+/// Limits and settings for a notebook's executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Python interpreter.
+    pub python: String,
+    /// Kernel working directory.
+    pub work_dir: PathBuf,
+    /// Kernel memory limit (MiB, 0 = none).
+    pub memory_mb: u64,
+    /// Per-cell time limit.
+    pub timeout: Duration,
+}
+
+/// Seconds a cell gets to stop after the timeout's SIGINT before the kernel is killed.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct InterruptTargets {
+    kernel: Option<Interrupter>,
+    pid: Option<u32>,
+    sql: Option<SqlCanceller>,
+}
+
+/// The room's handle on its executor.
+pub struct ExecutorHandle {
+    jobs: mpsc::UnboundedSender<Job>,
+    targets: Arc<Mutex<InterruptTargets>>,
+}
+
+impl ExecutorHandle {
+    /// Starts the executor task; events go to `events`.
+    pub fn start(config: ExecutorConfig, events: Recipient<ExecEvent>) -> ExecutorHandle {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let targets = Arc::new(Mutex::new(InterruptTargets::default()));
+        let worker = Worker {
+            config,
+            kernel: None,
+            events,
+            targets: targets.clone(),
+        };
+        tokio::spawn(worker.run(rx));
+        ExecutorHandle { jobs, targets }
+    }
+
+    /// Queues a job (ignored if the executor is gone).
+    pub fn send(&self, job: Job) {
+        let _ = self.jobs.send(job);
+    }
+
+    /// Kills the kernel process at once (restart while a cell runs); the executor notices the
+    /// death and starts a fresh kernel.
+    pub fn kill(&self) {
+        let pid = self.targets.lock().ok().and_then(|t| t.pid);
+        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) on the kernel we spawned; no memory is touched.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Interrupts whatever runs now: SIGINT to the kernel, cancel to a running query.
+    pub fn interrupt(&self) {
+        if let Ok(targets) = self.targets.lock() {
+            if let Some(kernel) = &targets.kernel {
+                kernel.interrupt();
+            }
+            if let Some(sql) = &targets.sql {
+                sql.cancel();
+            }
+        }
+    }
+}
+
+struct Worker {
+    config: ExecutorConfig,
+    kernel: Option<Kernel>,
+    events: Recipient<ExecEvent>,
+    targets: Arc<Mutex<InterruptTargets>>,
+}
+
+impl Worker {
+    async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(job) = jobs.recv().await {
+            match job {
+                Job::Execute {
+                    token,
+                    cell_id,
+                    work,
+                } => {
+                    let finished = match work {
+                        Work::Python { code } => self.run_python(token, &cell_id, &code).await,
+                        Work::Sql {
+                            code,
+                            conn_string,
+                            placeholders,
+                        } => {
+                            self.run_sql(token, &cell_id, &code, conn_string, &placeholders)
+                                .await
+                        }
+                    };
+                    self.emit(token, &cell_id, ExecEventKind::Finished(finished));
+                }
+                Job::Forget(names) => {
+                    if let Some(kernel) = self.kernel.as_mut() {
+                        if let Err(e) = kernel.forget(&names).await {
+                            log::warn!("kernel forget failed: {e}");
+                            self.drop_kernel().await;
+                        }
+                    }
+                }
+                Job::Restart => {
+                    self.drop_kernel().await;
+                    if let Err(e) = self.ensure_kernel().await {
+                        log::error!("kernel restart failed: {e}");
+                    }
+                }
+            }
+        }
+        // The room is gone: stop the kernel.
+        self.drop_kernel().await;
+    }
+
+    fn emit(&self, token: u64, cell_id: &str, kind: ExecEventKind) {
+        self.events.do_send(ExecEvent {
+            token,
+            cell_id: cell_id.to_string(),
+            kind,
+        });
+    }
+
+    async fn drop_kernel(&mut self) {
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.kernel = None;
+            targets.pid = None;
+        }
+        if let Some(kernel) = self.kernel.take() {
+            kernel.shutdown().await;
+        }
+    }
+
+    async fn ensure_kernel(&mut self) -> Result<&mut Kernel, KernelError> {
+        if self.kernel.is_none() {
+            let config = KernelConfig {
+                python: self.config.python.clone(),
+                work_dir: self.config.work_dir.clone(),
+                memory_mb: self.config.memory_mb,
+                extra_env: Vec::new(),
+            };
+            let kernel = Kernel::spawn(&config).await?;
+            if let Ok(mut targets) = self.targets.lock() {
+                targets.kernel = Some(kernel.interrupter());
+                targets.pid = kernel.pid();
+            }
+            self.kernel = Some(kernel);
+        }
+        self.kernel.as_mut().ok_or(KernelError::Dead)
+    }
+
+    async fn run_python(&mut self, token: u64, cell_id: &str, code: &str) -> Finished {
+        let timeout = self.config.timeout;
+        let events = self.events.clone();
+        let kernel = match self.ensure_kernel().await {
+            Ok(kernel) => kernel,
+            Err(e) => return Finished::error(format!("Could not start the Python kernel: {e}")),
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<KernelEvent>();
+        let forward_cell = cell_id.to_string();
+        let forwarder = tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let kind = match event {
+                    KernelEvent::Stream { name, text } => ExecEventKind::Stream { name, text },
+                    KernelEvent::Output(output) => ExecEventKind::Output(output_json(output)),
+                };
+                events.do_send(ExecEvent {
+                    token,
+                    cell_id: forward_cell.clone(),
+                    kind,
+                });
+            }
+        });
+        // Timeout: SIGINT first; if the cell ignores it, kill the process.
+        let interrupter = kernel.interrupter();
+        let pid = kernel.pid();
+        let watchdog = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            interrupter.interrupt();
+            tokio::time::sleep(KILL_GRACE).await;
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: kill(2) with a pid we spawned; no memory is touched.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let result = kernel.execute(code, &[], tx).await;
+        let timed_out = started.elapsed() >= timeout;
+        watchdog.abort();
+        let _ = forwarder.await;
+        match result {
+            ExecResult::Ok => Finished::success(),
+            ExecResult::Error(traceback) => Finished::error(traceback),
+            ExecResult::Interrupted if timed_out => Finished::error(format!(
+                "Timed out after {} s (KERNEL_TIMEOUT_SECS); the cell was interrupted",
+                timeout.as_secs()
+            )),
+            ExecResult::Interrupted => Finished::interrupted(),
+            ExecResult::Died(reason) => {
+                let why = if timed_out {
+                    format!(
+                        "Timed out after {} s and did not stop when interrupted; the kernel was killed and restarted",
+                        timeout.as_secs()
+                    )
+                } else {
+                    format!("The kernel died ({reason}); a fresh kernel was started and all values are gone")
+                };
+                log::warn!("kernel crashed: {reason}");
+                self.drop_kernel().await;
+                if let Err(e) = self.ensure_kernel().await {
+                    log::error!("kernel restart after crash failed: {e}");
+                }
+                Finished::died(why)
+            }
+        }
+    }
+
+    async fn run_sql(
+        &mut self,
+        _token: u64,
+        _cell_id: &str,
+        code: &str,
+        conn_string: Option<String>,
+        placeholders: &[(Range<usize>, String)],
+    ) -> Finished {
+        let Some(conn_string) = conn_string else {
+            return Finished::error(SqlError::NoConnection.to_string());
+        };
+        let names = values_order(placeholders);
+        let values: Vec<Value> = if names.is_empty() {
+            Vec::new()
+        } else {
+            let kernel = match self.ensure_kernel().await {
+                Ok(kernel) => kernel,
+                Err(e) => {
+                    return Finished::error(format!("Could not start the Python kernel: {e}"))
+                }
+            };
+            match kernel.get_values(&names).await {
+                Ok(values) => values,
+                Err(KernelError::NameNotDefined(name)) => return Finished::error(format!(
+                    "NameError: name '{name}' is not defined (run the cell that defines it first)"
+                )),
+                Err(e) => return Finished::error(format!("Could not read parameters: {e}")),
+            }
+        };
+        let canceller = SqlCanceller::default();
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.sql = Some(canceller.clone());
+        }
+        let request = SqlRequest {
+            conn_string: &conn_string,
+            code,
+            placeholders,
+            values: &values,
+            timeout: self.config.timeout,
+            max_rows: 1000,
+        };
+        let outcome = run_sql(request, &canceller).await;
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.sql = None;
+        }
+        match outcome {
+            Ok(SqlOutcome::Table(output)) => Finished::with_outputs(vec![output]),
+            Ok(SqlOutcome::Affected { command, rows }) => Finished::with_outputs(vec![json!({
+                "mime_type": "text/plain",
+                "data": format!("{command}: {rows} row{} affected", if rows == 1 { "" } else { "s" }),
+                "metadata": {},
+            })]),
+            Err(SqlError::Cancelled) => Finished::interrupted(),
+            Err(e) => Finished::error(e.to_string()),
+        }
+    }
+}
+
+fn output_json(output: Output) -> Value {
+    json!({
+        "mime_type": output.mime_type,
+        "data": output.data,
+        "metadata": output.metadata,
+    })
+}

@@ -1,0 +1,180 @@
+//! Messages a notebook room answers: REST mutations, runs, and executor events.
+
+use actix::Message;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::notebook::CellType;
+
+/// How a cell's execution ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Ran without error.
+    Success,
+    /// Raised an error (traceback or SQL error text).
+    Error(String),
+    /// Stopped by an interrupt.
+    Interrupted,
+    /// The kernel died running it (the text says why); the executor started a new one.
+    Died(String),
+}
+
+/// The end of one cell's execution, with outputs produced at the end (SQL tables).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Outputs delivered with the result.
+    pub outputs: Vec<Value>,
+}
+
+impl Finished {
+    /// A success without extra outputs.
+    pub fn success() -> Finished {
+        Finished {
+            outcome: Outcome::Success,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// A success carrying outputs.
+    pub fn with_outputs(outputs: Vec<Value>) -> Finished {
+        Finished {
+            outcome: Outcome::Success,
+            outputs,
+        }
+    }
+
+    /// An error.
+    pub fn error(message: impl Into<String>) -> Finished {
+        Finished {
+            outcome: Outcome::Error(message.into()),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Stopped by an interrupt.
+    pub fn interrupted() -> Finished {
+        Finished {
+            outcome: Outcome::Interrupted,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// The kernel died.
+    pub fn died(message: impl Into<String>) -> Finished {
+        Finished {
+            outcome: Outcome::Died(message.into()),
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// What happened in the executor.
+#[derive(Debug, Clone)]
+pub enum ExecEventKind {
+    /// A chunk of stdout/stderr.
+    Stream {
+        /// `stdout` or `stderr`.
+        name: String,
+        /// The text.
+        text: String,
+    },
+    /// A rich output.
+    Output(Value),
+    /// The cell finished.
+    Finished(Finished),
+}
+
+/// An executor event for the cell run identified by `token`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ExecEvent {
+    /// The run step this belongs to.
+    pub token: u64,
+    /// The cell.
+    pub cell_id: String,
+    /// What happened.
+    pub kind: ExecEventKind,
+}
+
+/// The notebook as JSON (GET).
+#[derive(Message)]
+#[rtype(result = "Result<Value, ApiError>")]
+pub struct Snapshot;
+
+/// Rename the notebook.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct Rename {
+    /// The new name (validated).
+    pub name: String,
+}
+
+/// Set or clear the SQL connection string.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct SetDb {
+    /// The validated connection string, or None to clear.
+    pub conn_string: Option<String>,
+}
+
+/// Delete the notebook; the room stops.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct DeleteNotebook;
+
+/// Add a cell; answers its id.
+#[derive(Message)]
+#[rtype(result = "Result<String, ApiError>")]
+pub struct CreateCell {
+    /// Python or SQL.
+    pub cell_type: CellType,
+    /// Initial code.
+    pub code: String,
+    /// Insert after this cell (None = at the end).
+    pub after_cell_id: Option<String>,
+}
+
+/// Change a cell's code; answers the new revision.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+pub struct UpdateCell {
+    /// The cell.
+    pub cell_id: String,
+    /// New code.
+    pub code: String,
+    /// Refuse if the cell changed after this revision.
+    pub expected_revision: Option<i64>,
+}
+
+/// Delete a cell; answers the new revision.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+pub struct DeleteCell {
+    /// The cell.
+    pub cell_id: String,
+}
+
+/// Run a cell and everything downstream of it.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct RunCell {
+    /// The cell.
+    pub cell_id: String,
+}
+
+/// Interrupt the running cell; the rest of the run is dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Interrupt;
+
+/// Restart the kernel; every cell's values are gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restart;
+
+/// Periodic check whether the room should stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct IdleCheck;

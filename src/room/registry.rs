@@ -1,0 +1,102 @@
+//! The registry of live rooms: one per open notebook, started on demand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+
+use super::actor::NotebookRoom;
+use crate::config::Config;
+use crate::db::store::Store;
+use crate::error::ApiError;
+
+struct Entry {
+    owner: String,
+    addr: Addr<NotebookRoom>,
+}
+
+/// Finds or starts the room of a notebook.
+#[derive(Clone)]
+pub struct RoomRegistry {
+    rooms: Arc<tokio::sync::Mutex<HashMap<String, Entry>>>,
+    store: Store,
+    config: Arc<Config>,
+}
+
+impl RoomRegistry {
+    /// An empty registry.
+    pub fn new(store: Store, config: Arc<Config>) -> RoomRegistry {
+        RoomRegistry {
+            rooms: Arc::default(),
+            store,
+            config,
+        }
+    }
+
+    /// The room of `notebook_id` if `owner` owns it (404 otherwise, same as a missing notebook).
+    pub async fn open(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+    ) -> Result<Addr<NotebookRoom>, ApiError> {
+        let mut rooms = self.rooms.lock().await;
+        if let Some(entry) = rooms.get(notebook_id) {
+            if entry.addr.connected() {
+                if entry.owner != owner {
+                    return Err(ApiError::notebook_not_found());
+                }
+                return Ok(entry.addr.clone());
+            }
+            rooms.remove(notebook_id);
+        }
+        let (notebook, cells) = self.store.get_notebook(owner, notebook_id).await?;
+        let room = NotebookRoom::new(
+            notebook,
+            &cells,
+            self.store.clone(),
+            self.clone(),
+            &self.config,
+        );
+        let addr = room.start();
+        log::info!("room opened for notebook {notebook_id}");
+        rooms.insert(
+            notebook_id.to_string(),
+            Entry {
+                owner: owner.to_string(),
+                addr: addr.clone(),
+            },
+        );
+        Ok(addr)
+    }
+
+    /// Forgets a stopped room (only if it is still the registered one).
+    pub async fn remove(&self, notebook_id: &str) {
+        let mut rooms = self.rooms.lock().await;
+        if rooms
+            .get(notebook_id)
+            .is_some_and(|entry| !entry.addr.connected())
+        {
+            rooms.remove(notebook_id);
+        }
+    }
+
+    /// Number of live rooms.
+    pub async fn len(&self) -> usize {
+        self.rooms.lock().await.len()
+    }
+
+    /// Whether no room is live.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// Addresses of every live room (for shutdown).
+    pub async fn all(&self) -> Vec<Addr<NotebookRoom>> {
+        self.rooms
+            .lock()
+            .await
+            .values()
+            .map(|e| e.addr.clone())
+            .collect()
+    }
+}

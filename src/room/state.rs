@@ -1,0 +1,234 @@
+//! The live state of one notebook, as its room holds it.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use crate::db::models::{CellRow, NotebookRow};
+use crate::notebook::analysis::{analyze_python, analyze_sql, CellNames};
+use crate::notebook::graph::{Graph, GraphCell};
+use crate::notebook::{Cell, CellStatus, CellType};
+use crate::sql::conn_string;
+
+/// Most stdout/stderr kept per cell; a cell printing forever must not exhaust memory.
+pub const MAX_STDOUT_BYTES: usize = 1024 * 1024;
+
+/// One cell with its last run's results and its analysed names.
+#[derive(Debug, Clone)]
+pub struct LiveCell {
+    /// Cell id.
+    pub id: String,
+    /// Python or SQL.
+    pub cell_type: CellType,
+    /// Source code.
+    pub code: String,
+    /// Run status.
+    pub status: CellStatus,
+    /// Captured output text (capped at [`MAX_STDOUT_BYTES`]).
+    pub stdout: String,
+    /// Rich outputs.
+    pub outputs: Vec<Value>,
+    /// The last run's error.
+    pub error: Option<String>,
+    /// Analysed names.
+    pub names: CellNames,
+}
+
+impl LiveCell {
+    /// A cell from its stored row; a run that was cut short by a stop reads as idle.
+    pub fn from_row(row: &CellRow) -> LiveCell {
+        let cell_type = CellType::parse(&row.cell_type).unwrap_or(CellType::Python);
+        let outputs = match serde_json::from_str::<Value>(&row.outputs) {
+            Ok(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        // A fresh room has a fresh kernel: no cell's values exist yet, whatever ran before.
+        let status = CellStatus::Idle;
+        LiveCell {
+            id: row.id.clone(),
+            cell_type,
+            names: analyze(cell_type, &row.code),
+            code: row.code.clone(),
+            status,
+            stdout: row.stdout.clone(),
+            outputs,
+            error: row.error.clone(),
+        }
+    }
+
+    /// Replaces the code and re-analyses it.
+    pub fn set_code(&mut self, code: String) {
+        self.names = analyze(self.cell_type, &code);
+        self.code = code;
+    }
+
+    /// Appends output text, keeping at most [`MAX_STDOUT_BYTES`].
+    pub fn append_stdout(&mut self, text: &str) -> bool {
+        if self.stdout.len() >= MAX_STDOUT_BYTES {
+            return false;
+        }
+        let room = MAX_STDOUT_BYTES - self.stdout.len();
+        if text.len() <= room {
+            self.stdout.push_str(text);
+        } else {
+            let mut cut = room;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.stdout.push_str(&text[..cut]);
+            self.stdout
+                .push_str("\n[output truncated: more than 1 MiB]\n");
+        }
+        true
+    }
+
+    /// Clears the results of the previous run.
+    pub fn reset_results(&mut self) {
+        self.stdout.clear();
+        self.outputs.clear();
+        self.error = None;
+    }
+}
+
+/// Analyses a cell's code.
+pub fn analyze(cell_type: CellType, code: &str) -> CellNames {
+    match cell_type {
+        CellType::Python => analyze_python(code),
+        CellType::Sql => analyze_sql(code),
+    }
+}
+
+/// The whole notebook: metadata, cells in order, and the dependency graph.
+pub struct NotebookState {
+    /// Notebook id.
+    pub id: String,
+    /// Owner's user id.
+    pub owner_id: String,
+    /// Display name.
+    pub name: String,
+    /// Full connection string (never sent to clients unmasked).
+    pub db_conn_string: Option<String>,
+    /// Revision, bumped by every mutation.
+    pub revision: i64,
+    /// Cells in notebook order.
+    pub cells: Vec<LiveCell>,
+    /// Dependency graph over `cells`.
+    pub graph: Graph,
+}
+
+impl NotebookState {
+    /// Builds the state from stored rows.
+    pub fn load(notebook: NotebookRow, rows: &[CellRow]) -> NotebookState {
+        let mut state = NotebookState {
+            id: notebook.id,
+            owner_id: notebook.owner_id,
+            name: notebook.name,
+            db_conn_string: notebook.db_conn_string,
+            revision: notebook.revision,
+            cells: rows.iter().map(LiveCell::from_row).collect(),
+            graph: Graph::build(&[]),
+        };
+        state.rebuild_graph();
+        state
+    }
+
+    /// Recomputes the graph; returns the ids whose graph error changed.
+    pub fn rebuild_graph(&mut self) -> Vec<String> {
+        let before: HashMap<String, String> = self.graph.errors().clone();
+        let nodes: Vec<GraphCell> = self
+            .cells
+            .iter()
+            .map(|c| GraphCell {
+                id: &c.id,
+                writes: &c.names.writes,
+                reads: &c.names.reads,
+            })
+            .collect();
+        self.graph = Graph::build(&nodes);
+        let after = self.graph.errors();
+        let mut changed: HashSet<String> = HashSet::new();
+        for (id, msg) in after {
+            if before.get(id) != Some(msg) {
+                changed.insert(id.clone());
+            }
+        }
+        for id in before.keys() {
+            if !after.contains_key(id) {
+                changed.insert(id.clone());
+            }
+        }
+        self.cells
+            .iter()
+            .filter(|c| changed.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Index of a cell.
+    pub fn index_of(&self, cell_id: &str) -> Option<usize> {
+        self.cells.iter().position(|c| c.id == cell_id)
+    }
+
+    /// A cell by id.
+    pub fn cell(&self, cell_id: &str) -> Option<&LiveCell> {
+        self.cells.iter().find(|c| c.id == cell_id)
+    }
+
+    /// A mutable cell by id.
+    pub fn cell_mut(&mut self, cell_id: &str) -> Option<&mut LiveCell> {
+        self.cells.iter_mut().find(|c| c.id == cell_id)
+    }
+
+    /// The cell as clients see it: a graph problem (duplicate definition, cycle) or a syntax
+    /// error shows as the cell's error until the code is fixed.
+    pub fn wire_cell(&self, cell: &LiveCell) -> Cell {
+        let graph_error = self.graph.errors().get(&cell.id);
+        let (status, error) = match graph_error {
+            Some(msg) => (CellStatus::Error, Some(msg.clone())),
+            None => (cell.status, cell.error.clone()),
+        };
+        Cell {
+            id: cell.id.clone(),
+            cell_type: cell.cell_type,
+            code: cell.code.clone(),
+            status,
+            stdout: cell.stdout.clone(),
+            outputs: cell.outputs.clone(),
+            error,
+            reads: cell.names.reads.clone(),
+            writes: cell.names.writes.clone(),
+        }
+    }
+
+    /// A wire cell by id.
+    pub fn wire_cell_by_id(&self, cell_id: &str) -> Option<Cell> {
+        self.cell(cell_id).map(|c| self.wire_cell(c))
+    }
+
+    /// The notebook as `GET /api/notebooks/{id}` returns it.
+    pub fn snapshot(&self, seq: u64) -> Value {
+        let cells: Vec<Cell> = self.cells.iter().map(|c| self.wire_cell(c)).collect();
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "db_conn_string": self.db_conn_string.as_deref().map(conn_string::mask_password),
+            "revision": self.revision,
+            "seq": seq,
+            "cells": cells,
+        })
+    }
+
+    /// Names `cell_id` defines that no other cell defines (safe to remove from the kernel).
+    pub fn names_only_defined_by(&self, cell_id: &str, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| {
+                !self
+                    .cells
+                    .iter()
+                    .any(|c| c.id != cell_id && c.names.writes.contains(name))
+            })
+            .cloned()
+            .collect()
+    }
+}

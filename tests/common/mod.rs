@@ -1,0 +1,267 @@
+//! Shared test harness: a real server on a fresh database (SQLite or PostgreSQL).
+#![allow(dead_code)]
+
+pub mod tokens;
+
+use std::path::PathBuf;
+
+use reactive_notebook::config::{Config, DatabaseTarget};
+use reactive_notebook::server::{self, RunningServer};
+use serde_json::Value;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Admin URL of the PostgreSQL server used for tests.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    parsed.set_path(&format!("/{db}"));
+    parsed.to_string()
+}
+
+async fn admin_exec(sql: &str) {
+    let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL (TEST_DATABASE_URL)");
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.expect(sql);
+    drop(client);
+    let _ = task.await;
+}
+
+/// A fresh, empty PostgreSQL database; returns its URL.
+pub async fn create_pg_database() -> (String, String) {
+    let name = format!("rn_test_{}", uuid::Uuid::new_v4().simple());
+    admin_exec(&format!("CREATE DATABASE {name}")).await;
+    (name.clone(), with_database(&admin_url(), &name))
+}
+
+/// Drops a database made by [`create_pg_database`].
+pub async fn drop_pg_database(name: &str) {
+    admin_exec(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+}
+
+/// A fresh storage location for one test.
+pub struct TestDb {
+    pub target: DatabaseTarget,
+    pub data_dir: PathBuf,
+    pg_name: Option<String>,
+    _dir: tempdir::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempdir::TempDir::new();
+        let data_dir = dir.path().to_path_buf();
+        let (target, pg_name) = match backend {
+            Backend::Sqlite => (DatabaseTarget::Sqlite(data_dir.join("notebooks.db")), None),
+            Backend::Postgres => {
+                let (name, url) = create_pg_database().await;
+                (DatabaseTarget::Postgres(url), Some(name))
+            }
+        };
+        TestDb {
+            target,
+            data_dir,
+            pg_name,
+            _dir: dir,
+        }
+    }
+
+    /// Test settings on this database: PEM-key auth with the test key.
+    pub fn config(&self) -> Config {
+        let mut config = Config::with_data_dir(&self.data_dir);
+        config.bind = "127.0.0.1:0".into();
+        config.database = self.target.clone();
+        config.auth.jwt_key = Some(tokens::public_pem());
+        config.python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        config
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(name) = &self.pg_name {
+            drop_pg_database(name).await;
+        }
+    }
+}
+
+/// A running server plus an HTTP client.
+pub struct TestServer {
+    pub db: TestDb,
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let config = db.config();
+        Self::start_with(db, config).await
+    }
+
+    pub async fn start_with(db: TestDb, config: Config) -> TestServer {
+        let server = server::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestServer {
+            db,
+            server: Some(server),
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server (the database stays).
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Starts a new server on the same database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = server::start(self.db.config())
+            .await
+            .expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub async fn finish(mut self) {
+        self.stop().await;
+        self.db.cleanup().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request as `user` (None = no Authorization header); returns status and JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(user) = user {
+            req = req.bearer_auth(tokens::token_for(user));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body read");
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, user: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, Some(user), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, user: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(user), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, user: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(user), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, user: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, Some(user), None)
+            .await
+    }
+
+    /// Creates a notebook and returns its id.
+    pub async fn new_notebook(&self, user: &str, name: &str) -> String {
+        let (status, body) = self
+            .post("/api/notebooks", user, serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["notebook_id"]
+            .as_str()
+            .expect("notebook_id")
+            .to_string()
+    }
+
+    /// Adds a cell and returns its id.
+    pub async fn new_cell(&self, user: &str, notebook: &str, kind: &str, code: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/notebooks/{notebook}/cells"),
+                user,
+                serde_json::json!({ "type": kind, "code": code }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["cell_id"].as_str().expect("cell_id").to_string()
+    }
+
+    /// GET /api/notebooks/{id} as `user`, asserting 200.
+    pub async fn notebook(&self, user: &str, notebook: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/notebooks/{notebook}"), user).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// Declares one test per backend: `both_backends!(name, |backend| async move { ... });`
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[actix_web::test]
+            async fn sqlite() {
+                ($body)($crate::common::Backend::Sqlite).await
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                ($body)($crate::common::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// A temporary directory removed on drop (kept tiny to avoid another dependency).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir().join(format!("rn-test-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
