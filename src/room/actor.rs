@@ -103,7 +103,13 @@ impl NotebookRoom {
     fn set_status(&mut self, cell_id: &str, status: CellStatus) {
         if let Some(cell) = self.state.cell_mut(cell_id) {
             cell.status = status;
-            self.broadcast(json!({"type": "cell_status", "cellId": cell_id, "status": status}));
+            // Clients see a graph error (duplicate definition, cycle) as the status.
+            let shown = if self.state.graph.errors().contains_key(cell_id) {
+                CellStatus::Error
+            } else {
+                status
+            };
+            self.broadcast(json!({"type": "cell_status", "cellId": cell_id, "status": shown}));
         }
     }
 
@@ -158,16 +164,20 @@ impl NotebookRoom {
             let Some(cell) = self.state.cell(&id) else {
                 continue;
             };
-            if let Some(message) = self.state.graph.errors().get(&id).cloned() {
-                self.finish_cell(&id, CellStatus::Error, Some(message));
+            if self.state.graph.errors().contains_key(&id) {
+                // The graph error is shown as the cell's error until the code is fixed; the
+                // cell does not run and its descendants are blocked.
+                self.run.failed.insert(id.clone());
+                self.set_status(&id, CellStatus::Idle);
+                self.broadcast_cell_updated(&id);
                 continue;
             }
-            let upstream_failed = self.state.graph.parents(&id).iter().any(|p| {
-                self.run.failed.contains(p)
-                    || self.state.cell(p).is_some_and(|c| {
-                        matches!(c.status, CellStatus::Error | CellStatus::Blocked)
-                    })
-            });
+            let upstream_failed = self
+                .state
+                .graph
+                .parents(&id)
+                .iter()
+                .any(|p| self.run.failed.contains(p));
             if upstream_failed {
                 self.finish_cell(&id, CellStatus::Blocked, None);
                 continue;
@@ -416,10 +426,8 @@ impl Handler<Interrupt> for NotebookRoom {
 
     fn handle(&mut self, _: Interrupt, _: &mut Self::Context) {
         self.touch();
-        if self.run.current.is_some() {
-            if let Some(executor) = &self.executor {
-                executor.interrupt();
-            }
+        if let (Some((token, _)), Some(executor)) = (&self.run.current, &self.executor) {
+            executor.interrupt(*token);
         }
     }
 }

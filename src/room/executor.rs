@@ -69,6 +69,9 @@ pub struct ExecutorConfig {
     pub timeout: Duration,
 }
 
+/// How often an unanswered interrupt is repeated.
+const INTERRUPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Seconds a cell gets to stop after the timeout's SIGINT before the kernel is killed.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -76,6 +79,10 @@ const KILL_GRACE: Duration = Duration::from_secs(3);
 struct InterruptTargets {
     kernel: Option<Interrupter>,
     pid: Option<u32>,
+    /// The run step an interrupt was requested for; the worker re-sends SIGINT until that
+    /// step ends, because a signal landing while the kernel starts or between two
+    /// statements of the driver would otherwise be lost.
+    interrupted_token: Option<u64>,
     sql: Option<SqlCanceller>,
 }
 
@@ -118,8 +125,9 @@ impl ExecutorHandle {
     }
 
     /// Interrupts whatever runs now: SIGINT to the kernel, cancel to a running query.
-    pub fn interrupt(&self) {
-        if let Ok(targets) = self.targets.lock() {
+    pub fn interrupt(&self, token: u64) {
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.interrupted_token = Some(token);
             if let Some(kernel) = &targets.kernel {
                 kernel.interrupt();
             }
@@ -218,6 +226,7 @@ impl Worker {
     async fn run_python(&mut self, token: u64, cell_id: &str, code: &str) -> Finished {
         let timeout = self.config.timeout;
         let events = self.events.clone();
+        let targets_check = self.targets.clone();
         let kernel = match self.ensure_kernel().await {
             Ok(kernel) => kernel,
             Err(e) => return Finished::error(format!("Could not start the Python kernel: {e}")),
@@ -240,8 +249,21 @@ impl Worker {
         // Timeout: SIGINT first; if the cell ignores it, kill the process.
         let interrupter = kernel.interrupter();
         let pid = kernel.pid();
+        let targets = targets_check.clone();
         let watchdog = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                tokio::time::sleep(INTERRUPT_RETRY).await;
+                let requested = targets
+                    .lock()
+                    .is_ok_and(|t| t.interrupted_token == Some(token));
+                if requested {
+                    interrupter.interrupt();
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
             interrupter.interrupt();
             tokio::time::sleep(KILL_GRACE).await;
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -252,7 +274,15 @@ impl Worker {
             }
         });
         let started = std::time::Instant::now();
-        let result = kernel.execute(code, &[], tx).await;
+        let already_interrupted = targets_check
+            .lock()
+            .is_ok_and(|t| t.interrupted_token == Some(token));
+        let result = if already_interrupted {
+            drop(tx);
+            ExecResult::Interrupted
+        } else {
+            kernel.execute(code, &[], tx).await
+        };
         let timed_out = started.elapsed() >= timeout;
         watchdog.abort();
         let _ = forwarder.await;
@@ -306,9 +336,11 @@ impl Worker {
             };
             match kernel.get_values(&names).await {
                 Ok(values) => values,
-                Err(KernelError::NameNotDefined(name)) => return Finished::error(format!(
+                Err(KernelError::NameNotDefined(name)) => {
+                    return Finished::error(format!(
                     "NameError: name '{name}' is not defined (run the cell that defines it first)"
-                )),
+                ))
+                }
                 Err(e) => return Finished::error(format!("Could not read parameters: {e}")),
             }
         };
