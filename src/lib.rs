@@ -10,3 +10,4 @@ pub mod notebook;
 pub mod room;
 pub mod server;
 pub mod sql;
+pub mod ws;

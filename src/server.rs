@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer};
-use serde_json::json;
+use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
 use crate::config::Config;
@@ -113,7 +112,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .wrap(cors(&origins))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(crate::api::routes)
-            .default_service(web::to(not_found))
+            .default_service(web::to(crate::api::static_files::serve))
     })
     .workers(2)
     .shutdown_timeout(5)
@@ -147,8 +146,4 @@ fn cors(origins: &[String]) -> Cors {
         };
     }
     cors
-}
-
-async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(json!({"detail": "Not Found"}))
 }

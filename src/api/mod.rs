@@ -6,6 +6,7 @@ pub mod client_config;
 pub mod execution;
 pub mod health;
 pub mod notebooks;
+pub mod static_files;
 
 use actix::{Actor, Addr, Handler, Message};
 use actix_web::web;
@@ -29,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(cells::delete)
         .service(execution::run)
         .service(execution::interrupt)
-        .service(execution::restart);
+        .service(execution::restart)
+        .service(crate::ws::connect);
 }
 
 impl From<StoreError> for ApiError {

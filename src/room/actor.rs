@@ -10,11 +10,15 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
 use super::messages::*;
+use super::outbox::{CloseOrder, Outbox, Pushed};
 use super::registry::RoomRegistry;
 use super::run::RunState;
 use super::state::{LiveCell, NotebookState};
+use super::Wake;
 use crate::config::Config;
 use crate::db::models::{CellRow, CellRunState, NotebookRow};
 use crate::db::store::{NewCell, Store};
@@ -22,10 +26,21 @@ use crate::error::ApiError;
 use crate::notebook::analysis::sql_placeholders;
 use crate::notebook::{CellStatus, CellType};
 
-/// A cell's results to persist.
-struct PersistJob {
-    cell_id: String,
-    state: CellRunState,
+/// Work for the room's persistence task, applied in order.
+enum PersistJob {
+    /// Save a cell's results.
+    Save {
+        cell_id: String,
+        state: CellRunState,
+    },
+    /// Answer once everything queued before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A joined session, as the room sees it.
+struct SessionHandle {
+    outbox: Arc<Outbox>,
+    wake: Recipient<Wake>,
 }
 
 /// The actor owning one notebook's live state, kernel and sessions.
@@ -38,7 +53,8 @@ pub struct NotebookRoom {
     run: RunState,
     next_token: u64,
     seq: u64,
-    sessions: HashMap<u64, Recipient<super::Broadcast>>,
+    sessions: HashMap<u64, SessionHandle>,
+    next_session: u64,
     idle_after: Duration,
     last_activity: Instant,
     persist: mpsc::UnboundedSender<PersistJob>,
@@ -71,6 +87,7 @@ impl NotebookRoom {
             next_token: 0,
             seq: 0,
             sessions: HashMap::new(),
+            next_session: 0,
             idle_after: Duration::from_secs(config.room_idle_secs.max(1)),
             last_activity: Instant::now(),
             persist,
@@ -89,9 +106,20 @@ impl NotebookRoom {
         if let Value::Object(map) = &mut event {
             map.insert("seq".into(), json!(self.seq));
         }
-        let message = super::Broadcast(std::sync::Arc::new(event.to_string()));
+        let message = Arc::new(event.to_string());
         self.sessions
-            .retain(|_, session| session.try_send(message.clone()).is_ok() || session.connected());
+            .retain(|_, session| match session.outbox.push(message.clone()) {
+                Pushed::Wake => {
+                    session.wake.do_send(Wake);
+                    true
+                }
+                Pushed::Queued => true,
+                Pushed::Dropped => {
+                    // Over its limits (or closing): one last wake-up so it closes itself.
+                    session.wake.do_send(Wake);
+                    false
+                }
+            });
     }
 
     fn broadcast_cell_updated(&mut self, cell_id: &str) {
@@ -122,7 +150,7 @@ impl NotebookRoom {
                 outputs: Value::Array(cell.outputs.clone()).to_string(),
                 updated_at: chrono::Utc::now().naive_utc(),
             };
-            let _ = self.persist.send(PersistJob {
+            let _ = self.persist.send(PersistJob::Save {
                 cell_id: cell_id.to_string(),
                 state,
             });
@@ -312,6 +340,19 @@ impl NotebookRoom {
         }
     }
 
+    /// Tells every session to close (after the events already queued) and forgets them.
+    fn close_sessions(&mut self, code: u16, reason: &str) {
+        for (_, session) in self.sessions.drain() {
+            let order = CloseOrder {
+                code,
+                reason: reason.to_string(),
+            };
+            if session.outbox.close(order) {
+                session.wake.do_send(Wake);
+            }
+        }
+    }
+
     fn touch(&mut self) {
         self.last_activity = Instant::now();
     }
@@ -323,11 +364,15 @@ async fn persist_loop(
     mut jobs: mpsc::UnboundedReceiver<PersistJob>,
 ) {
     while let Some(job) = jobs.recv().await {
-        if let Err(e) = store
-            .save_run_state(&notebook_id, &job.cell_id, job.state)
-            .await
-        {
-            log::error!("saving cell {} of {notebook_id} failed: {e}", job.cell_id);
+        match job {
+            PersistJob::Save { cell_id, state } => {
+                if let Err(e) = store.save_run_state(&notebook_id, &cell_id, state).await {
+                    log::error!("saving cell {cell_id} of {notebook_id} failed: {e}");
+                }
+            }
+            PersistJob::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -527,6 +572,7 @@ impl Handler<DeleteNotebook> for NotebookRoom {
                 result?;
                 room.run.abandon();
                 room.broadcast(json!({"type": "notebook_deleted"}));
+                room.close_sessions(1000, "notebook deleted");
                 ctx.stop();
                 Ok(())
             }),
@@ -642,5 +688,57 @@ impl Handler<DeleteCell> for NotebookRoom {
                 Ok(revision)
             }),
         ))
+    }
+}
+
+impl Handler<Join> for NotebookRoom {
+    type Result = Joined;
+
+    fn handle(&mut self, msg: Join, _: &mut Self::Context) -> Joined {
+        self.touch();
+        self.next_session += 1;
+        let session_id = self.next_session;
+        self.sessions.insert(
+            session_id,
+            SessionHandle {
+                outbox: msg.outbox,
+                wake: msg.wake,
+            },
+        );
+        Joined {
+            session_id,
+            seq: self.seq,
+        }
+    }
+}
+
+impl Handler<Leave> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
+        self.touch();
+        self.sessions.remove(&msg.session_id);
+    }
+}
+
+impl Handler<Shutdown> for NotebookRoom {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        self.run.abandon();
+        self.close_sessions(1001, "server shutting down");
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        let _ = self.persist.send(PersistJob::Flush(done));
+        let executor = self.executor.take();
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(Duration::from_secs(10), flushed).await;
+                if let Some(executor) = executor {
+                    executor.shutdown().await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
     }
 }

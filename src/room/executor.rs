@@ -54,6 +54,8 @@ pub enum Job {
     Forget(Vec<String>),
     /// Replace the kernel with a fresh one.
     Restart,
+    /// Stop the kernel and answer.
+    Shutdown(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Limits and settings for a notebook's executor.
@@ -110,6 +112,14 @@ impl ExecutorHandle {
     /// Queues a job (ignored if the executor is gone).
     pub fn send(&self, job: Job) {
         let _ = self.jobs.send(job);
+    }
+
+    /// Stops the kernel (killing a running cell) and waits until it is gone.
+    pub async fn shutdown(self) {
+        self.kill();
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        self.send(Job::Shutdown(done));
+        let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;
     }
 
     /// Kills the kernel process at once (restart while a cell runs); the executor notices the
@@ -174,6 +184,11 @@ impl Worker {
                             self.drop_kernel().await;
                         }
                     }
+                }
+                Job::Shutdown(done) => {
+                    self.drop_kernel().await;
+                    let _ = done.send(());
+                    return;
                 }
                 Job::Restart => {
                     self.drop_kernel().await;

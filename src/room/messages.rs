@@ -178,3 +178,35 @@ pub struct Restart;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct IdleCheck;
+
+/// A WebSocket session joins the room; answers its id and the current `seq`.
+#[derive(Message)]
+#[rtype(result = "Joined")]
+pub struct Join {
+    /// Where the room queues events for the session.
+    pub outbox: std::sync::Arc<super::outbox::Outbox>,
+    /// How the room wakes the session when its outbox fills.
+    pub wake: actix::Recipient<super::Wake>,
+}
+
+/// The answer to [`Join`].
+#[derive(Debug, Clone, Copy, actix::MessageResponse)]
+pub struct Joined {
+    /// The session's id in the room.
+    pub session_id: u64,
+    /// The room's current broadcast sequence number.
+    pub seq: u64,
+}
+
+/// A session leaves.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The id [`Join`] answered.
+    pub session_id: u64,
+}
+
+/// Server shutdown: close sessions (1001), flush pending writes, stop the kernel, stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;

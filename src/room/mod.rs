@@ -3,6 +3,7 @@
 pub mod actor;
 pub mod executor;
 pub mod messages;
+pub mod outbox;
 pub mod registry;
 pub mod run;
 pub mod state;
@@ -10,7 +11,7 @@ pub mod state;
 pub use actor::NotebookRoom;
 pub use registry::RoomRegistry;
 
-/// One event for a session, already serialised (shared by every session it goes to).
-#[derive(Debug, Clone, actix::Message)]
+/// Tells a session that its outbox has events (or a close order) to write.
+#[derive(Debug, Clone, Copy, actix::Message)]
 #[rtype(result = "()")]
-pub struct Broadcast(pub std::sync::Arc<String>);
+pub struct Wake;

@@ -100,3 +100,14 @@ impl RoomRegistry {
             .collect()
     }
 }
+
+impl RoomRegistry {
+    /// Shuts every room down: sessions closed with 1001, pending writes flushed, kernels stopped.
+    pub async fn shutdown_all(&self) {
+        let rooms = self.all().await;
+        let waits = rooms
+            .iter()
+            .map(|room| room.send(super::messages::Shutdown));
+        futures_util::future::join_all(waits).await;
+    }
+}

@@ -1,4 +1,6 @@
 //! SQL cells against the notebook's PostgreSQL database.
 
 pub mod conn_string;
+pub mod params;
+pub mod render;
 pub mod runner;

@@ -1,0 +1,331 @@
+//! `WsSession`: the actor behind one WebSocket connection.
+//!
+//! States: `AwaitingAuth` (only `authenticate` is accepted, within a deadline) ->
+//! `Authenticated` (token verified; joining the room) -> `Joined` (runs, interrupts, token
+//! refreshes; room events flow out through the session's bounded outbox).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+
+use super::protocol::{self, ClientMessage};
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell};
+use crate::room::outbox::Outbox;
+use crate::room::{NotebookRoom, RoomRegistry, Wake};
+
+/// How often the server pings.
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// A client silent for this long is dropped.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often token expiry is checked.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Where the session is in its life.
+enum Phase {
+    /// Waiting for `authenticate`.
+    AwaitingAuth,
+    /// Token verified; joining the notebook's room.
+    Authenticated { user_id: String },
+    /// Joined: receiving the room's events.
+    Joined {
+        user_id: String,
+        room: Addr<NotebookRoom>,
+        session_id: u64,
+    },
+    /// Closing; nothing more is accepted.
+    Closed,
+}
+
+/// One WebSocket connection on one notebook.
+pub struct WsSession {
+    phase: Phase,
+    notebook_id: String,
+    verifier: Arc<Verifier>,
+    rooms: RoomRegistry,
+    outbox: Arc<Outbox>,
+    last_heard: Instant,
+    auth_timeout: Duration,
+    grace_secs: i64,
+    expires_at: i64,
+}
+
+impl WsSession {
+    /// A session for `notebook_id`, not yet authenticated.
+    pub fn new(
+        notebook_id: String,
+        verifier: Arc<Verifier>,
+        rooms: RoomRegistry,
+        config: &Config,
+    ) -> WsSession {
+        WsSession {
+            phase: Phase::AwaitingAuth,
+            notebook_id,
+            verifier,
+            rooms,
+            outbox: Outbox::new(),
+            last_heard: Instant::now(),
+            auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
+            grace_secs: i64::try_from(config.ws_auth_grace_secs).unwrap_or(i64::MAX),
+            expires_at: i64::MAX,
+        }
+    }
+
+    /// Sends `error {message}` then closes with `code`.
+    fn fail(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, message: &str) {
+        ctx.text(protocol::error(message));
+        self.close(ctx, code, message);
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, reason: &str) {
+        self.phase = Phase::Closed;
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(reason.to_string()),
+        }));
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let message = protocol::parse(text);
+        match (&self.phase, message) {
+            (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: Some(token) })) => {
+                self.authenticate(token, ctx)
+            }
+            (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: None })) => self.fail(
+                ctx,
+                CloseCode::Policy,
+                "authentication failed: missing token",
+            ),
+            (Phase::AwaitingAuth, Ok(_)) => self.fail(
+                ctx,
+                CloseCode::Policy,
+                "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
+            ),
+            (Phase::AwaitingAuth, Err(e)) => {
+                self.fail(ctx, CloseCode::Policy, &format!("not authenticated: {e}"))
+            }
+            (Phase::Joined { .. }, Ok(message)) => self.on_joined(message, ctx),
+            (Phase::Joined { .. }, Err(e)) => ctx.text(protocol::error(&e)),
+            // Joining runs inside `ctx.wait`, so frames only arrive here after it settled.
+            (Phase::Authenticated { user_id }, _) => {
+                log::debug!("frame from {user_id} while joining ignored");
+            }
+            (Phase::Closed, _) => {}
+        }
+    }
+
+    fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let verifier = self.verifier.clone();
+        // `wait` holds further frames until this is settled, so the state machine stays linear.
+        ctx.wait(
+            async move { verifier.verify(&token).await }
+                .into_actor(self)
+                .map(|result, session, ctx| match result {
+                    Ok(verified) => {
+                        log::info!("websocket authenticated as {}", verified.user_id);
+                        session.expires_at = verified.expires_at;
+                        session.phase = Phase::Authenticated {
+                            user_id: verified.user_id.clone(),
+                        };
+                        ctx.text(protocol::authenticated(&verified.user_id));
+                        session.join(verified.user_id, ctx);
+                    }
+                    Err(e) => {
+                        log::info!("websocket authentication failed: {e}");
+                        session.fail(
+                            ctx,
+                            CloseCode::Policy,
+                            &format!("authentication failed: {e}"),
+                        );
+                    }
+                }),
+        );
+    }
+
+    fn join(&mut self, user_id: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let rooms = self.rooms.clone();
+        let notebook_id = self.notebook_id.clone();
+        let outbox = self.outbox.clone();
+        let wake = ctx.address().recipient::<Wake>();
+        let owner = user_id.clone();
+        ctx.wait(
+            async move {
+                let room = rooms.open(&owner, &notebook_id).await.ok()?;
+                let joined: Joined = room.send(Join { outbox, wake }).await.ok()?;
+                Some((room, joined))
+            }
+            .into_actor(self)
+            .map(move |joined, session, ctx| match joined {
+                Some((room, joined)) => {
+                    session.phase = Phase::Joined {
+                        user_id,
+                        room,
+                        session_id: joined.session_id,
+                    };
+                }
+                // Same answer whether the notebook is missing or someone else's.
+                None => session.fail(ctx, CloseCode::Policy, "Notebook not found"),
+            }),
+        );
+    }
+
+    fn on_joined(&mut self, message: ClientMessage, ctx: &mut ws::WebsocketContext<Self>) {
+        let Phase::Joined { user_id, room, .. } = &self.phase else {
+            return;
+        };
+        match message {
+            ClientMessage::Authenticate { .. } => ctx.text(protocol::error(
+                "already authenticated; use refresh_auth to replace the token",
+            )),
+            ClientMessage::RunCell { cell_id: None } => {
+                ctx.text(protocol::error("run_cell needs a cellId"))
+            }
+            ClientMessage::RunCell {
+                cell_id: Some(cell_id),
+            } => {
+                let room = room.clone();
+                ctx.spawn(
+                    async move { room.send(RunCell { cell_id }).await }
+                        .into_actor(self)
+                        .map(|result, _, ctx| match result {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => ctx.text(protocol::error(&e.to_string())),
+                            Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                        }),
+                );
+            }
+            ClientMessage::Interrupt => room.do_send(Interrupt),
+            ClientMessage::RefreshAuth { token: None } => {
+                ctx.text(protocol::error("refresh_auth needs a token"))
+            }
+            ClientMessage::RefreshAuth { token: Some(token) } => {
+                let verifier = self.verifier.clone();
+                let expected = user_id.clone();
+                ctx.wait(
+                    async move { verifier.verify(&token).await }
+                        .into_actor(self)
+                        .map(move |result, session, ctx| match result {
+                            Ok(verified) if verified.user_id == expected => {
+                                session.expires_at = verified.expires_at;
+                                ctx.text(protocol::auth_refreshed(verified.expires_at));
+                            }
+                            Ok(_) => {
+                                log::warn!(
+                                    "websocket refresh_auth with another user's token refused"
+                                );
+                                ctx.text(protocol::error(
+                                    "refresh_auth refused: the token belongs to another user",
+                                ));
+                            }
+                            Err(e) => {
+                                ctx.text(protocol::error(&format!("refresh_auth refused: {e}")))
+                            }
+                        }),
+                );
+            }
+        }
+    }
+
+    /// Writes what the room queued; obeys a close order.
+    fn flush_outbox(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (events, close) = self.outbox.drain();
+        for event in events {
+            ctx.text(event.as_str());
+        }
+        if let Some(order) = close {
+            if order.code == 1013 {
+                log::warn!(
+                    "websocket on {} too slow; closing it (1013)",
+                    self.notebook_id
+                );
+            }
+            self.close(ctx, CloseCode::from(order.code), &order.reason);
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(self.auth_timeout, |session, ctx| {
+            if matches!(session.phase, Phase::AwaitingAuth) {
+                session.fail(ctx, CloseCode::Policy, "authentication timed out");
+            }
+        });
+        ctx.run_interval(PING_EVERY, |session, ctx| {
+            if session.last_heard.elapsed() > CLIENT_TIMEOUT {
+                log::info!("websocket client silent for {CLIENT_TIMEOUT:?}; dropping it");
+                session.phase = Phase::Closed;
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+        ctx.run_interval(EXPIRY_CHECK_EVERY, |session, ctx| {
+            if matches!(session.phase, Phase::Joined { .. })
+                && chrono::Utc::now().timestamp()
+                    > session.expires_at.saturating_add(session.grace_secs)
+            {
+                session.fail(
+                    ctx,
+                    CloseCode::Other(4001),
+                    "token expired: reconnect with a fresh token",
+                );
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Phase::Joined {
+            room, session_id, ..
+        } = std::mem::replace(&mut self.phase, Phase::Closed)
+        {
+            room.do_send(Leave { session_id });
+        }
+    }
+}
+
+impl Handler<Wake> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        if !matches!(self.phase, Phase::Closed) {
+            self.flush_outbox(ctx);
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => {
+                ctx.text(protocol::error("binary messages are not supported"))
+            }
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(_)) => self.fail(
+                ctx,
+                CloseCode::Unsupported,
+                "fragmented messages are not supported",
+            ),
+            Ok(ws::Message::Close(_)) => {
+                self.close(ctx, CloseCode::Normal, "bye");
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                self.fail(ctx, CloseCode::Size, "message larger than 1 MiB refused")
+            }
+            Err(e) => {
+                log::info!("websocket protocol error: {e}");
+                self.phase = Phase::Closed;
+                ctx.stop();
+            }
+        }
+    }
+}
