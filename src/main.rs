@@ -97,5 +97,5 @@ async fn serve(config: Config) -> Result<(), String> {
             Err(e) => log::error!("could not mint the local sign-in token: {e}"),
         }
     }
-    running.wait().await.map_err(|e| e.to_string())
+    running.run_until_signal().await.map_err(|e| e.to_string())
 }

@@ -48,23 +48,31 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The token verifier it uses.
     pub verifier: Arc<Verifier>,
+    /// Its live notebook rooms.
+    pub rooms: RoomRegistry,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting connections and waits for the server to finish.
+    /// Graceful shutdown: WebSocket sessions are closed with 1001, pending writes are
+    /// committed, kernels are stopped, then the HTTP server stops.
     pub async fn stop(self) {
+        self.rooms.shutdown_all().await;
         self.handle.stop(true).await;
         let _ = self.task.await;
     }
 
-    /// Waits until the server stops (e.g. on SIGTERM / Ctrl+C).
-    pub async fn wait(self) -> std::io::Result<()> {
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(std::io::Error::other(e)),
+    /// Serves until SIGTERM or Ctrl+C, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM received; shutting down"),
+            _ = tokio::signal::ctrl_c() => log::info!("interrupt received; shutting down"),
         }
+        self.stop().await;
+        log::info!("shutdown complete");
+        Ok(())
     }
 }
 
@@ -92,7 +100,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let state = web::Data::new(AppState {
         store,
         config: config.clone(),
-        rooms,
+        rooms: rooms.clone(),
     });
     let verifier_data = web::Data::from(verifier.clone());
 
@@ -115,6 +123,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .default_service(web::to(crate::api::static_files::serve))
     })
     .workers(2)
+    // Signals are handled by `run_until_signal`, which closes sessions and kernels first.
+    .disable_signals()
     .shutdown_timeout(5)
     .listen(listener)
     .map_err(|source| StartError::Bind {
@@ -128,6 +138,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         verifier,
+        rooms,
         handle,
         task,
     })

@@ -36,5 +36,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        user_id -> Text,
+        notebook_id -> Text,
+        tool -> Text,
+        input -> Text,
+        outcome -> Text,
+        ok -> Bool,
+    }
+}
+
 diesel::joinable!(cells -> notebooks (notebook_id));
-diesel::allow_tables_to_appear_in_same_query!(users, notebooks, cells);
+diesel::joinable!(audit_log -> notebooks (notebook_id));
+diesel::allow_tables_to_appear_in_same_query!(users, notebooks, cells, audit_log);

@@ -6,7 +6,7 @@ use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::models::{CellRow, CellRunState, NewUser, NotebookRow};
-use super::schema::{cells, notebooks, users};
+use super::schema::{audit_log, cells, notebooks, users};
 use super::{Db, DbError};
 use crate::db_run;
 
@@ -263,6 +263,9 @@ impl Store {
                 async move {
                     owned_notebook!(c, owner, notebook_id)?;
                     diesel::delete(cells::table.filter(cells::notebook_id.eq(notebook_id)))
+                        .execute(c)
+                        .await?;
+                    diesel::delete(audit_log::table.filter(audit_log::notebook_id.eq(notebook_id)))
                         .execute(c)
                         .await?;
                     diesel::delete(notebooks::table.find(notebook_id))

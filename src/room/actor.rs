@@ -207,7 +207,7 @@ impl NotebookRoom {
                 .iter()
                 .any(|p| self.run.failed.contains(p));
             if upstream_failed {
-                self.finish_cell(&id, CellStatus::Blocked, None);
+                self.block_cell(&id);
                 continue;
             }
             let work = match cell.cell_type {
@@ -244,21 +244,14 @@ impl NotebookRoom {
         }
     }
 
-    /// Settles a cell without running it (graph error or blocked) or after it ran.
-    fn finish_cell(&mut self, cell_id: &str, status: CellStatus, error: Option<String>) {
-        if matches!(status, CellStatus::Error | CellStatus::Blocked) {
-            self.run.failed.insert(cell_id.to_string());
-        }
+    /// Blocks a cell whose upstream failed in this run: it does not run, its old results go.
+    fn block_cell(&mut self, cell_id: &str) {
+        self.run.failed.insert(cell_id.to_string());
         if let Some(cell) = self.state.cell_mut(cell_id) {
-            if status != CellStatus::Success {
-                cell.reset_results();
-            }
-            cell.error = error.clone();
+            cell.reset_results();
         }
-        if let Some(error) = error {
-            self.broadcast(json!({"type": "cell_error", "cellId": cell_id, "error": error}));
-        }
-        self.set_status(cell_id, status);
+        self.broadcast_cell_updated(cell_id);
+        self.set_status(cell_id, CellStatus::Blocked);
         self.persist_cell(cell_id);
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod tokens;
+pub mod ws;
 
 use std::path::PathBuf;
 
