@@ -1,6 +1,7 @@
 //! A self-hostable server for reactive Python and SQL notebooks.
 
 pub mod api;
+pub mod assistant;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -37,7 +37,22 @@ enum Command {
 fn main() {
     let _ = dotenvy::dotenv();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One clear line naming the setting; clap's usage text would bury it.
+            let rendered = e.render().to_string();
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
+            std::process::exit(2);
+        }
+    };
     let config = match cli.settings.into_config() {
         Ok(config) => config,
         Err(e) => {

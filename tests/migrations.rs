@@ -73,3 +73,19 @@ fn invalid_settings_stop_with_one_clear_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("DATABASE_URL"), "{err}");
 }
+
+#[test]
+fn an_unparsable_number_is_one_line_too() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
+        .arg("migrate")
+        .env("KERNEL_TIMEOUT_SECS", "soon")
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("kernel-timeout-secs") || err.contains("KERNEL_TIMEOUT_SECS"),
+        "{err}"
+    );
+}

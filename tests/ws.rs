@@ -312,7 +312,7 @@ async fn a_stalled_client_is_cut_off_without_hurting_others() {
                 let v = reader.json(Duration::from_secs(120)).await;
                 if v["type"] == "cell_output" {
                     outputs += 1;
-                    if outputs % 1000 == 0 {
+                    if outputs.is_multiple_of(1000) {
                         peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
                     }
                 }

@@ -1,7 +1,9 @@
 //! REST handlers, one file per resource.
 
+pub mod audit;
 pub mod body;
 pub mod cells;
+pub mod chat;
 pub mod client_config;
 pub mod execution;
 pub mod health;
@@ -31,6 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(execution::run)
         .service(execution::interrupt)
         .service(execution::restart)
+        .service(chat::chat)
+        .service(audit::list)
         .service(crate::ws::connect);
 }
 

@@ -379,7 +379,7 @@ impl Actor for NotebookRoom {
         ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
     }
 
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         log::info!("room closed for notebook {}", self.state.id);
         // Dropping the executor handle ends its task, which shuts the kernel down.
         self.executor = None;
@@ -387,7 +387,8 @@ impl Actor for NotebookRoom {
         let id = self.state.id.clone();
         // During a runtime shutdown there is nothing left to tidy.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { registry.remove(&id).await });
+            let addr = ctx.address();
+            runtime.spawn(async move { registry.remove(&id, &addr).await });
         }
     }
 }

@@ -70,11 +70,11 @@ impl RoomRegistry {
     }
 
     /// Forgets a stopped room (only if it is still the registered one).
-    pub async fn remove(&self, notebook_id: &str) {
+    pub async fn remove(&self, notebook_id: &str, addr: &Addr<NotebookRoom>) {
         let mut rooms = self.rooms.lock().await;
         if rooms
             .get(notebook_id)
-            .is_some_and(|entry| !entry.addr.connected())
+            .is_some_and(|entry| &entry.addr == addr)
         {
             rooms.remove(notebook_id);
         }

@@ -34,7 +34,6 @@ enum Phase {
     Joined {
         user_id: String,
         room: Addr<NotebookRoom>,
-        session_id: u64,
     },
     /// Closing; nothing more is accepted.
     Closed,
@@ -47,6 +46,9 @@ pub struct WsSession {
     verifier: Arc<Verifier>,
     rooms: RoomRegistry,
     outbox: Arc<Outbox>,
+    /// The room joined and the id it gave us, kept apart from `phase` so that leaving works
+    /// from any state the session ends in.
+    membership: Option<(Addr<NotebookRoom>, u64)>,
     last_heard: Instant,
     auth_timeout: Duration,
     grace_secs: i64,
@@ -67,6 +69,7 @@ impl WsSession {
             verifier,
             rooms,
             outbox: Outbox::new(),
+            membership: None,
             last_heard: Instant::now(),
             auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             grace_secs: i64::try_from(config.ws_auth_grace_secs).unwrap_or(i64::MAX),
@@ -161,11 +164,8 @@ impl WsSession {
             .into_actor(self)
             .map(move |joined, session, ctx| match joined {
                 Some((room, joined)) => {
-                    session.phase = Phase::Joined {
-                        user_id,
-                        room,
-                        session_id: joined.session_id,
-                    };
+                    session.membership = Some((room.clone(), joined.session_id));
+                    session.phase = Phase::Joined { user_id, room };
                 }
                 // Same answer whether the notebook is missing or someone else's.
                 None => session.fail(ctx, CloseCode::Policy, "Notebook not found"),
@@ -281,10 +281,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Phase::Joined {
-            room, session_id, ..
-        } = std::mem::replace(&mut self.phase, Phase::Closed)
-        {
+        if let Some((room, session_id)) = self.membership.take() {
             room.do_send(Leave { session_id });
         }
     }

@@ -1,0 +1,194 @@
+//! Server lifecycle: readiness, idle rooms stopping their kernels, graceful shutdown.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::tokens::token_for;
+use common::ws::{Frame, WsClient};
+use common::{Backend, TestDb, TestServer};
+use serde_json::json;
+
+const U: &str = "user_life";
+
+#[actix_web::test]
+async fn readiness_reports_a_lost_database() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let config = db.config();
+    let s = TestServer::start_with(db, config).await;
+    let ready = s
+        .http
+        .get(s.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status().as_u16(), 200);
+    // Take the database away under the running server.
+    if let reactive_notebook::config::DatabaseTarget::Postgres(url) = &s.db.target {
+        let name = url.rsplit('/').next().unwrap_or_default().to_string();
+        common::drop_pg_database(&name).await;
+    }
+    let ready = s
+        .http
+        .get(s.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status().as_u16(), 503);
+    let health = s.http.get(s.url("/health")).send().await.expect("sent");
+    assert_eq!(
+        health.status().as_u16(),
+        200,
+        "liveness does not depend on the database"
+    );
+    s.finish().await;
+}
+
+#[actix_web::test]
+async fn idle_rooms_stop_with_their_kernels() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = db.config();
+    config.room_idle_secs = 1;
+    let s = TestServer::start_with(db, config).await;
+    let nb = s.new_notebook(U, "idle").await;
+    let cell = s.new_cell(U, &nb, "python", "import os\nos.getpid()").await;
+    let mut tab = WsClient::join(&s.base, &nb, &token_for(U)).await;
+    tab.send(json!({"type": "run_cell", "cellId": cell})).await;
+    let events = tab
+        .until(Duration::from_secs(30), |v| {
+            v["type"] == "cell_status" && v["status"] == "success"
+        })
+        .await;
+    let pid: i32 = events
+        .iter()
+        .find(|v| v["type"] == "cell_output")
+        .and_then(|v| v["output"]["data"].as_str())
+        .and_then(|d| d.parse().ok())
+        .expect("the kernel's pid");
+    let rooms = &s.server.as_ref().expect("running").rooms;
+    assert_eq!(rooms.len().await, 1);
+    // An open tab keeps the room (and kernel) alive.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rooms.len().await, 1);
+    drop(tab);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rooms.len().await > 0 {
+        assert!(Instant::now() < deadline, "the idle room never stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The kernel process is gone too (kill(pid, 0) fails once it is reaped).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: signal 0 only checks for existence.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "kernel {pid} still alive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Opening the notebook again starts a fresh room; outputs are still there.
+    let n = s.notebook(U, &nb).await;
+    assert_eq!(n["cells"][0]["outputs"][0]["data"], pid.to_string());
+    s.finish().await;
+}
+
+#[actix_web::test]
+async fn sigterm_closes_sessions_with_1001_and_commits() {
+    let dir = common::tempdir::TempDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", dir.path())
+        .env("CLERK_JWT_KEY", common::tokens::public_pem())
+        .env(
+            "PYTHON",
+            std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+        )
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let token = token_for(U);
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "server answered");
+    let nb: serde_json::Value = http
+        .post(format!("{base}/api/notebooks"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "shutdown"}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let nb = nb["notebook_id"].as_str().expect("id").to_string();
+    let cell: serde_json::Value = http
+        .post(format!("{base}/api/notebooks/{nb}/cells"))
+        .bearer_auth(&token)
+        .json(&json!({"type": "python", "code": "print('kept')"}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let cell = cell["cell_id"].as_str().expect("cell").to_string();
+    let mut tab = WsClient::join(&base, &nb, &token).await;
+    tab.send(json!({"type": "run_cell", "cellId": cell})).await;
+    tab.until(Duration::from_secs(30), |v| {
+        v["type"] == "cell_status" && v["status"] == "success"
+    })
+    .await;
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let code = loop {
+        match tab.next(Duration::from_secs(15)).await {
+            Frame::Closed(code) => break code,
+            Frame::Json(_) => continue,
+        }
+    };
+    assert_eq!(code, 1001);
+    let status = child.wait().expect("server exits");
+    assert!(status.success(), "{status}");
+    // The run's results were committed: a new server on the same data sees them.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", dir.path())
+        .env("CLERK_JWT_KEY", common::tokens::public_pem())
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server restarts");
+    let mut body = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Ok(resp) = http
+            .get(format!("{base}/api/notebooks/{nb}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+        {
+            body = resp.json().await.unwrap_or_default();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(body["cells"][0]["stdout"], "kept\n", "{body}");
+}
