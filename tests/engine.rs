@@ -575,6 +575,16 @@ async fn kernel_environment_is_scrubbed() {
     );
     let cwd = text_output(cell(&n, &c)).unwrap_or_default();
     assert!(cwd.contains(&nb), "per-notebook working directory: {cwd}");
+    // Deleting the notebook removes its working directory with its kernel.
+    let dir = std::path::PathBuf::from(cwd.trim_matches('\''));
+    assert!(dir.is_dir(), "{}", dir.display());
+    let (status, _) = s.delete(&format!("/api/notebooks/{nb}"), U).await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.exists() {
+        assert!(Instant::now() < deadline, "{} still there", dir.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     s.finish().await;
 }
 

@@ -567,6 +567,19 @@ impl Handler<DeleteNotebook> for NotebookRoom {
                 room.run.abandon();
                 room.broadcast(json!({"type": "notebook_deleted"}));
                 room.close_sessions(1000, "notebook deleted");
+                // The kernel and its working directory go with the notebook.
+                let executor = room.executor.take();
+                let work_dir = room.exec_config.work_dir.clone();
+                tokio::spawn(async move {
+                    if let Some(executor) = executor {
+                        executor.shutdown().await;
+                    }
+                    if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            log::warn!("could not remove {}: {e}", work_dir.display());
+                        }
+                    }
+                });
                 ctx.stop();
                 Ok(())
             }),

@@ -1,0 +1,289 @@
+// End-to-end test of the web UI in Debian's chromium, driven by playwright-core.
+// Usage: node tests/browser/ui.test.mjs <base_url> <token> <output_dir> <pg_url>
+// Run by tests/browser.rs against a real server; exits non-zero on the first failure.
+// Screenshots of every step go to <output_dir> (look at them: they are part of the test).
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, token, outDir, pgUrl] = process.argv.slice(2);
+if (!base || !token || !outDir || !pgUrl) {
+  console.error("usage: ui.test.mjs <base_url> <token> <output_dir> <pg_url>");
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+
+const RUN_TIMEOUT = 90_000; // the first run starts a kernel and imports pandas/matplotlib
+let shot = 0;
+const log = (...args) => console.log(`[ui-test ${new Date().toISOString().slice(11, 19)}]`, ...args);
+
+async function screenshot(page, name) {
+  shot += 1;
+  const file = join(outDir, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log("screenshot", file);
+}
+
+/** The n-th cell (0-based) on a page. */
+const cell = (page, n) => page.locator("section.cell").nth(n);
+
+async function cellCount(page) {
+  return page.locator("section.cell").count();
+}
+
+/** Replaces a cell's code by typing into its editor, as a user would. */
+async function setCode(page, n, code) {
+  const editor = cell(page, n).locator(".cm-content");
+  await editor.click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.press("Backspace");
+  // insertText: one input event, so auto-closing brackets do not double up.
+  await page.keyboard.insertText(code);
+}
+
+/** Waits until no cell has unsaved or in-flight edits. */
+async function waitSaved(page) {
+  await page.waitForFunction(
+    () => ![...document.querySelectorAll("section.cell")].some((c) => ["dirty", "saving"].includes(c.dataset.save)),
+    null,
+    { timeout: 15_000 },
+  );
+}
+
+async function waitStatus(page, n, status, timeout = RUN_TIMEOUT) {
+  const el = await cell(page, n).elementHandle();
+  await page
+    .waitForFunction(([c, s]) => c.dataset.status === s, [el, status], { timeout })
+    .catch(async (err) => {
+      const actual = await el.evaluate((c) => `${c.dataset.status}: ${c.innerText.slice(0, 500)}`);
+      throw new Error(`cell ${n} never reached status ${status} (now ${actual}): ${err.message}`);
+    });
+}
+
+/** Waits until a cell's result area contains `text`. */
+async function waitOutput(page, n, text, timeout = RUN_TIMEOUT) {
+  const el = await cell(page, n).elementHandle();
+  await page
+    .waitForFunction(([c, t]) => c.querySelector(".cell-result")?.innerText.includes(t), [el, text], { timeout })
+    .catch(async (err) => {
+      const actual = await el.evaluate((c) => `${c.dataset.status}: ${c.querySelector(".cell-result")?.innerText}`);
+      throw new Error(`cell ${n} never showed ${JSON.stringify(text)} (shows ${actual}): ${err.message}`);
+    });
+}
+
+async function addPythonCellAtEnd(page) {
+  const before = await cellCount(page);
+  await page.getByRole("button", { name: "Add a Python cell at the end" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n + 1, before);
+  return before;
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(`assertion failed: ${message}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const consoleErrors = [];
+function watch(page, name) {
+  page.on("pageerror", (err) => consoleErrors.push(`${name}: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") consoleErrors.push(`${name}: ${msg.text()}`);
+  });
+}
+
+try {
+  // --- Sign in with a local token ------------------------------------------------------
+  const page = await context.newPage();
+  watch(page, "tab1");
+  await page.goto(`${base}/`);
+  await page.locator("#signin-local").waitFor();
+  assert((await page.locator("#signin-local").innerText()).includes("reactive-notebook token --user"), "sign-in page explains how to get a token");
+  await screenshot(page, "signin-without-token");
+
+  await page.goto(`${base}/#token=${token}`);
+  await page.locator("#app").waitFor();
+  assert(!page.url().includes("token="), `token stripped from the URL (${page.url()})`);
+  assert((await page.evaluate(() => localStorage.getItem("rn.token"))) === token, "token kept in localStorage");
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  log("signed in; live");
+
+  // --- Create a notebook ---------------------------------------------------------------
+  await page.getByRole("button", { name: "New notebook" }).click();
+  await page.waitForURL(/\/notebooks\/[^/]+$/);
+  const notebookUrl = page.url();
+  await page.locator("#notebook-name").fill("Browser test");
+  await page.locator("#notebook-name").press("Enter");
+  await page.locator("#notebook-list a", { hasText: "Browser test" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 1);
+  log("created notebook", notebookUrl);
+
+  // --- x = 1, y = x + 1, y * 10 ----------------------------------------------------------
+  await setCode(page, 0, "x = 1");
+  await page.keyboard.press("Alt+b"); // add a Python cell below (keyboard shortcut)
+  await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 2);
+  await page.waitForFunction(() => document.activeElement?.closest("section.cell") === document.querySelectorAll("section.cell")[1]);
+  await page.keyboard.insertText("y = x + 1");
+  await addPythonCellAtEnd(page);
+  await setCode(page, 2, "y * 10");
+  await waitSaved(page);
+  await screenshot(page, "three-cells-typed");
+
+  await cell(page, 0).getByRole("button", { name: /^Run cell/ }).click();
+  await waitStatus(page, 0, "success");
+  await waitOutput(page, 2, "20");
+  await waitStatus(page, 2, "success");
+  assert((await cell(page, 1).innerText()).includes("reads"), "reads/writes shown");
+  log("third cell shows 20 without being run by hand");
+  await screenshot(page, "reactive-20");
+
+  // --- A second tab on the same notebook ----------------------------------------------------
+  const page2 = await context.newPage();
+  watch(page2, "tab2");
+  await page2.goto(notebookUrl);
+  await page2.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  await waitOutput(page2, 2, "20");
+
+  // --- x = 2, run in place (Ctrl+Enter) -> 30, in both tabs -------------------------------
+  await setCode(page, 0, "x = 2");
+  await page.keyboard.press("Control+Enter");
+  await waitOutput(page, 2, "30");
+  log("tab 1 shows 30");
+  await page2.waitForFunction(() => document.querySelector("section.cell .cm-content")?.innerText.trim() === "x = 2", null, { timeout: 15_000 });
+  await waitOutput(page2, 2, "30");
+  log("tab 2 sees the edit and 30 without reloading");
+  await screenshot(page, "tab1-after-x2");
+  await screenshot(page2, "tab2-live-update");
+  await page2.close();
+
+  // --- matplotlib -> image ----------------------------------------------------------------------
+  let n = await addPythonCellAtEnd(page);
+  await setCode(page, n, [
+    "import matplotlib",
+    "matplotlib.use('Agg')",
+    "import matplotlib.pyplot as plt",
+    "fig1, ax1 = plt.subplots(figsize=(5, 2.5))",
+    "ax1.plot([1, 2, 3, 4], [1, 4, 9, 16], marker='o')",
+    "ax1.set_title('squares')",
+    "fig1",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  await cell(page, n).locator("img.out-image").waitFor();
+  const imgWidth = await cell(page, n).locator("img.out-image").evaluate((img) => img.naturalWidth);
+  assert(imgWidth > 100, `matplotlib image decoded (naturalWidth ${imgWidth})`);
+  await cell(page, n).scrollIntoViewIfNeeded();
+  await screenshot(page, "matplotlib-image");
+
+  // --- pandas -> table ---------------------------------------------------------------------------
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, [
+    "import pandas as pd",
+    "df = pd.DataFrame({'city': ['Oslo', 'Lima', 'Pune'], 'temp': [3.5, 19.0, 31.2], 'y': [y, y * 2, y * 3]})",
+    "df",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  await cell(page, n).locator("table.out-table").waitFor();
+  assert((await cell(page, n).locator("table.out-table th").allInnerTexts()).includes("city"), "pandas table has its columns");
+  assert((await cell(page, n).locator("table.out-table tbody tr").count()) === 3, "pandas table has 3 rows");
+  await screenshot(page, "pandas-table");
+
+  // --- plotly -> SVG chart -------------------------------------------------------------------------
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, [
+    "import plotly.express as px",
+    "px.bar(df, x='city', y='temp', title='temperature')",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  await cell(page, n).locator(".out-chart.plotly svg.main-svg").first().waitFor({ timeout: 30_000 });
+  const bars = await cell(page, n).locator(".out-chart.plotly .bars path").count();
+  assert(bars === 3, `plotly drew 3 bars (found ${bars})`);
+  await cell(page, n).scrollIntoViewIfNeeded();
+  await screenshot(page, "plotly-chart");
+
+  // --- SQL against PostgreSQL -> table ---------------------------------------------------------------
+  await page.getByRole("button", { name: "PostgreSQL connection" }).click();
+  await page.locator("#db-input").fill(pgUrl);
+  await page.locator("#db-save").click();
+  await page.locator("#db-dialog").waitFor({ state: "hidden" });
+  await page.waitForFunction(() => document.querySelector("#btn-db").classList.contains("set"));
+  await page.getByRole("button", { name: "PostgreSQL connection" }).click();
+  const masked = await page.locator("#db-current").innerText();
+  assert(masked.startsWith("postgres"), `connection shown (${masked})`);
+  assert(!/:[^*@/]+@/.test(masked.replace(/^postgres(ql)?:\/\//, "")) || masked.includes("***"), `password masked (${masked})`);
+  await page.keyboard.press("Escape");
+
+  const before = await cellCount(page);
+  await page.getByRole("button", { name: "Add an SQL cell at the end" }).click();
+  await page.waitForFunction((c) => document.querySelectorAll("section.cell").length === c + 1, before);
+  n = before;
+  assert(await cell(page, n).evaluate((c) => c.classList.contains("sql")), "the new cell is an SQL cell");
+  await setCode(page, n, "SELECT n, n * {y} AS scaled, 'row ' || n AS label\nFROM generate_series(1, 4) AS n");
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  await cell(page, n).locator("table.out-table").waitFor();
+  const sqlRows = await cell(page, n).locator("table.out-table tbody tr").count();
+  assert(sqlRows === 4, `SQL table has 4 rows (found ${sqlRows})`);
+  await waitOutput(page, n, "12"); // 4 * y where y = 3
+  await cell(page, n).scrollIntoViewIfNeeded();
+  await screenshot(page, "sql-table");
+
+  // --- An error and the blocked dependent -------------------------------------------------------------
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, "def explode():\n    return 1 / 0\n\nboom = explode()");
+  const dep = await addPythonCellAtEnd(page);
+  await setCode(page, dep, "boom + 1");
+  await waitSaved(page);
+  await cell(page, n).getByRole("button", { name: /^Run cell/ }).click();
+  await waitStatus(page, n, "error");
+  await waitOutput(page, n, "ZeroDivisionError");
+  await waitOutput(page, n, "Traceback");
+  await waitStatus(page, dep, "blocked");
+  await cell(page, dep).scrollIntoViewIfNeeded();
+  await screenshot(page, "error-and-blocked");
+
+  // --- Help dialog, dark theme, narrow window ------------------------------------------------------------
+  await page.keyboard.press("F1");
+  await page.locator("#help-dialog").waitFor();
+  await screenshot(page, "help-dialog");
+  await page.keyboard.press("Escape");
+
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.evaluate(() => document.querySelector("#main").scrollTo(0, 0));
+  await screenshot(page, "dark-theme");
+  await page.setViewportSize({ width: 420, height: 800 });
+  await screenshot(page, "narrow-window");
+
+  // --- Survives a reload (the URL names the notebook) -------------------------------------------------------
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.reload();
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  await waitOutput(page, 2, "30");
+  assert((await page.locator("#notebook-name").inputValue()) === "Browser test", "reload reopens the same notebook");
+
+  const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
+  assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);
+  log("PASS");
+  await browser.close();
+} catch (err) {
+  console.error("FAIL:", err.stack || err.message);
+  if (consoleErrors.length) console.error("console errors:", consoleErrors.join("\n"));
+  try {
+    const pages = context.pages();
+    if (pages.length) await pages[0].screenshot({ path: join(outDir, "failure.png"), fullPage: true });
+  } catch {
+    /* best effort */
+  }
+  await browser.close();
+  process.exit(1);
+}
