@@ -63,7 +63,10 @@ async fn start(database_url: Option<&str>) -> Server {
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("DATA_DIR", &dir)
         .env("CLERK_JWT_KEY", tokens::public_pem())
-        .env("PYTHON", std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+        .env(
+            "PYTHON",
+            std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -107,7 +110,11 @@ impl Server {
 
     async fn notebook(&self, name: &str) -> String {
         let v = self
-            .call(reqwest::Method::POST, "/api/notebooks", json!({"name": name}))
+            .call(
+                reqwest::Method::POST,
+                "/api/notebooks",
+                json!({"name": name}),
+            )
             .await;
         v["notebook_id"].as_str().expect("id").to_string()
     }
@@ -252,7 +259,10 @@ async fn chain_bench() {
         .args(["-c", &script])
         .output()
         .expect("python runs");
-    let bare: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(f64::NAN);
+    let bare: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN);
     let best = runs.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
         "chain of 500 cells, run request -> last success: best {best:.1} ms (runs {runs:.1?}); bare python3 exec of the same 500 statements: {bare:.3} ms; ratio {:.0}x",
@@ -269,7 +279,10 @@ async fn chain_bench() {
         wait_status(&mut tab, &cell, Duration::from_secs(60)).await;
         cold.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    println!("kernel cold start (run request on a fresh notebook -> success): {}", summary(cold));
+    println!(
+        "kernel cold start (run request on a fresh notebook -> success): {}",
+        summary(cold)
+    );
 }
 
 async fn fanout_bench(k: usize) {
@@ -303,7 +316,9 @@ async fn fanout_bench(k: usize) {
                 })
             })
             .collect();
-        trigger.send(json!({"type": "run_cell", "cellId": cell})).await;
+        trigger
+            .send(json!({"type": "run_cell", "cellId": cell}))
+            .await;
         wait_status(&mut trigger, &cell, Duration::from_secs(120)).await;
         for w in waits {
             if let Ok((c, ms)) = w.await {
@@ -314,7 +329,10 @@ async fn fanout_bench(k: usize) {
             }
         }
     }
-    println!("K={k}: run_cell -> every session has the final cell_status: {}", summary(all));
+    println!(
+        "K={k}: run_cell -> every session has the final cell_status: {}",
+        summary(all)
+    );
     if k == 200 {
         let mut editor = trigger;
         let mut watcher = clients.pop().expect("a watcher");
@@ -330,13 +348,17 @@ async fn fanout_bench(k: usize) {
                 .await;
             watcher
                 .until(Duration::from_secs(30), |v| {
-                    v["type"] == "cell_updated" && v["cell"]["code"] == format!("print('hello {i}')")
+                    v["type"] == "cell_updated"
+                        && v["cell"]["code"] == format!("print('hello {i}')")
                 })
                 .await;
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let _ = editor.send(json!({"type": "interrupt"})).await;
-        println!("edit (REST PUT) -> other tab receives cell_updated, 200 edits, {k} tabs open: {}", summary(lat));
+        println!(
+            "edit (REST PUT) -> other tab receives cell_updated, 200 edits, {k} tabs open: {}",
+            summary(lat)
+        );
     }
 }
 
@@ -354,7 +376,11 @@ async fn main() {
         let name = format!("rn_bench_{}", uuid::Uuid::new_v4().simple());
         if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
             tokio::spawn(conn);
-            if client.batch_execute(&format!("CREATE DATABASE {name}")).await.is_ok() {
+            if client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .is_ok()
+            {
                 let mut url = url::Url::parse(&admin).expect("url");
                 url.set_path(&format!("/{name}"));
                 http_bench("postgresql", Some(url.as_str())).await;

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup-python.sh
+./scripts/setup-browser.sh
 export PYTHON="$PWD/.venv/bin/python"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"

@@ -13,6 +13,12 @@ if (!base || !token || !outDir || !pgUrl) {
 }
 mkdirSync(outDir, { recursive: true });
 
+// A hung step must not hang CI: give up (and let playwright kill chromium) after 8 minutes.
+setTimeout(() => {
+  console.error("FAIL: the whole test took longer than 8 minutes");
+  process.exit(1);
+}, 8 * 60_000).unref();
+
 const RUN_TIMEOUT = 90_000; // the first run starts a kernel and imports pandas/matplotlib
 let shot = 0;
 const log = (...args) => console.log(`[ui-test ${new Date().toISOString().slice(11, 19)}]`, ...args);
@@ -26,6 +32,11 @@ async function screenshot(page, name) {
 
 /** The n-th cell (0-based) on a page. */
 const cell = (page, n) => page.locator("section.cell").nth(n);
+
+/** Scrolls so the whole cell, results included, is on screen for the screenshot. */
+async function showCell(page, n) {
+  await cell(page, n).evaluate((c) => c.scrollIntoView({ block: c.offsetHeight > innerHeight - 60 ? "start" : "end" }));
+}
 
 async function cellCount(page) {
   return page.locator("section.cell").count();
@@ -50,14 +61,21 @@ async function waitSaved(page) {
   );
 }
 
+/** Waits for a cell to settle; fails at once if it settles on another final status. */
 async function waitStatus(page, n, status, timeout = RUN_TIMEOUT) {
   const el = await cell(page, n).elementHandle();
+  const describe = () => el.evaluate((c) => `${c.dataset.status}: ${c.querySelector(".cell-result")?.innerText.slice(0, 800)}`);
   await page
-    .waitForFunction(([c, s]) => c.dataset.status === s, [el, status], { timeout })
+    .waitForFunction(
+      ([c, s]) => c.dataset.status === s || (["success", "error", "blocked"].includes(c.dataset.status) && c.dataset.status !== s && c.dataset.save === "saved"),
+      [el, status],
+      { timeout },
+    )
     .catch(async (err) => {
-      const actual = await el.evaluate((c) => `${c.dataset.status}: ${c.innerText.slice(0, 500)}`);
-      throw new Error(`cell ${n} never reached status ${status} (now ${actual}): ${err.message}`);
+      throw new Error(`cell ${n} never reached status ${status} (now ${await describe()}): ${err.message}`);
     });
+  const actual = await el.evaluate((c) => c.dataset.status);
+  if (actual !== status) throw new Error(`cell ${n} ended ${await describe()}, expected ${status}`);
 }
 
 /** Waits until a cell's result area contains `text`. */
@@ -76,6 +94,17 @@ async function addPythonCellAtEnd(page) {
   await page.getByRole("button", { name: "Add a Python cell at the end" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n + 1, before);
   return before;
+}
+
+/** Waits until a locator matches exactly `count` elements. */
+async function waitCount(locator, count, what, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  let found = await locator.count();
+  while (found !== count && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    found = await locator.count();
+  }
+  assert(found === count, `${what}: expected ${count}, found ${found}`);
 }
 
 function assert(cond, message) {
@@ -116,12 +145,15 @@ try {
   log("signed in; live");
 
   // --- Create a notebook ---------------------------------------------------------------
-  await page.getByRole("button", { name: "New notebook" }).click();
+  // With no notebook in the URL the app opens the first one; wait for that, then create.
   await page.waitForURL(/\/notebooks\/[^/]+$/);
+  const firstUrl = page.url();
+  await page.getByRole("button", { name: "New notebook" }).click();
+  await page.waitForURL((url) => /\/notebooks\/[^/]+$/.test(url.pathname) && url.href !== firstUrl);
   const notebookUrl = page.url();
   await page.locator("#notebook-name").fill("Browser test");
   await page.locator("#notebook-name").press("Enter");
-  await page.locator("#notebook-list a", { hasText: "Browser test" }).waitFor();
+  await page.locator("#notebook-list li.current a", { hasText: "Browser test" }).waitFor();
   await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 1);
   log("created notebook", notebookUrl);
 
@@ -136,7 +168,10 @@ try {
   await waitSaved(page);
   await screenshot(page, "three-cells-typed");
 
-  await cell(page, 0).getByRole("button", { name: /^Run cell/ }).click();
+  // Shift+Enter: run the first cell and move to the next one.
+  await cell(page, 0).locator(".cm-content").click();
+  await page.keyboard.press("Shift+Enter");
+  await page.waitForFunction(() => document.activeElement?.closest("section.cell") === document.querySelectorAll("section.cell")[1]);
   await waitStatus(page, 0, "success");
   await waitOutput(page, 2, "20");
   await waitStatus(page, 2, "success");
@@ -179,7 +214,7 @@ try {
   await cell(page, n).locator("img.out-image").waitFor();
   const imgWidth = await cell(page, n).locator("img.out-image").evaluate((img) => img.naturalWidth);
   assert(imgWidth > 100, `matplotlib image decoded (naturalWidth ${imgWidth})`);
-  await cell(page, n).scrollIntoViewIfNeeded();
+  await showCell(page, n);
   await screenshot(page, "matplotlib-image");
 
   // --- pandas -> table ---------------------------------------------------------------------------
@@ -187,13 +222,16 @@ try {
   await setCode(page, n, [
     "import pandas as pd",
     "df = pd.DataFrame({'city': ['Oslo', 'Lima', 'Pune'], 'temp': [3.5, 19.0, 31.2], 'y': [y, y * 2, y * 3]})",
+    "print('rows:', len(df))",
     "df",
   ].join("\n"));
   await page.keyboard.press("Control+Enter");
   await waitStatus(page, n, "success");
+  await waitOutput(page, n, "rows: 3"); // stdout
   await cell(page, n).locator("table.out-table").waitFor();
   assert((await cell(page, n).locator("table.out-table th").allInnerTexts()).includes("city"), "pandas table has its columns");
   assert((await cell(page, n).locator("table.out-table tbody tr").count()) === 3, "pandas table has 3 rows");
+  await showCell(page, n);
   await screenshot(page, "pandas-table");
 
   // --- plotly -> SVG chart -------------------------------------------------------------------------
@@ -205,10 +243,47 @@ try {
   await page.keyboard.press("Control+Enter");
   await waitStatus(page, n, "success");
   await cell(page, n).locator(".out-chart.plotly svg.main-svg").first().waitFor({ timeout: 30_000 });
-  const bars = await cell(page, n).locator(".out-chart.plotly .bars path").count();
-  assert(bars === 3, `plotly drew 3 bars (found ${bars})`);
-  await cell(page, n).scrollIntoViewIfNeeded();
+  // Plotly adds the SVG first and draws into it asynchronously: wait for the bars themselves.
+  await waitCount(cell(page, n).locator(".out-chart.plotly .bars path"), 3, "plotly bars");
+  await showCell(page, n);
   await screenshot(page, "plotly-chart");
+
+  // --- Vega-Lite (altair) -> SVG chart; HTML -> sandboxed iframe --------------------------------------------
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, [
+    "import altair as alt",
+    "alt.Chart(df).mark_bar().encode(x='city', y='temp')",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  await cell(page, n).locator(".out-chart.vega svg").first().waitFor({ timeout: 30_000 });
+  await waitCount(cell(page, n).locator(".out-chart.vega svg .mark-rect path"), 3, "vega-lite bars");
+
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, [
+    "class Badge:",
+    "    def _repr_html_(self):",
+    "        return '<p id=\"inside\"><b>bold</b> HTML output</p><script>document.body.append(\"script ran\")</script>'",
+    "Badge()",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, n, "success");
+  const frame = cell(page, n).locator("iframe.out-html");
+  await frame.waitFor();
+  assert((await frame.getAttribute("sandbox")) === "allow-scripts", "HTML output is sandboxed (no same-origin)");
+  const inner = await frame.contentFrame().locator("#inside").innerText();
+  assert(inner.includes("bold HTML output"), `HTML rendered in the iframe (${inner})`);
+  // The frame's opaque origin keeps the page's token out of reach.
+  const leaked = await frame.contentFrame().locator("body").evaluate(() => {
+    try {
+      return String(parent.localStorage.getItem("rn.token"));
+    } catch {
+      return "blocked";
+    }
+  });
+  assert(leaked === "blocked", "the iframe cannot read the parent page");
+  await showCell(page, n);
+  await screenshot(page, "vega-and-html");
 
   // --- SQL against PostgreSQL -> table ---------------------------------------------------------------
   await page.getByRole("button", { name: "PostgreSQL connection" }).click();
@@ -231,10 +306,9 @@ try {
   await page.keyboard.press("Control+Enter");
   await waitStatus(page, n, "success");
   await cell(page, n).locator("table.out-table").waitFor();
-  const sqlRows = await cell(page, n).locator("table.out-table tbody tr").count();
-  assert(sqlRows === 4, `SQL table has 4 rows (found ${sqlRows})`);
+  await waitCount(cell(page, n).locator("table.out-table tbody tr"), 4, "SQL table rows");
   await waitOutput(page, n, "12"); // 4 * y where y = 3
-  await cell(page, n).scrollIntoViewIfNeeded();
+  await showCell(page, n);
   await screenshot(page, "sql-table");
 
   // --- An error and the blocked dependent -------------------------------------------------------------
@@ -248,8 +322,43 @@ try {
   await waitOutput(page, n, "ZeroDivisionError");
   await waitOutput(page, n, "Traceback");
   await waitStatus(page, dep, "blocked");
-  await cell(page, dep).scrollIntoViewIfNeeded();
+  await showCell(page, dep);
   await screenshot(page, "error-and-blocked");
+
+  // --- A conflicting edit: someone else saves the cell while this tab is typing in it -------------------
+  n = await addPythonCellAtEnd(page);
+  await setCode(page, n, "conflict_a = 1");
+  await waitSaved(page);
+  const cellId = await cell(page, n).getAttribute("data-cell-id");
+  const notebookId = notebookUrl.split("/").pop();
+  // Hold this tab's save until the other writer has saved, so the order is certain even on
+  // a loaded machine: the tab's save then carries a revision older than the other edit.
+  let otherSaved;
+  const otherSavedPromise = new Promise((resolve) => (otherSaved = resolve));
+  const cellPath = `**/api/notebooks/${notebookId}/cells/${cellId}`;
+  await page.route(cellPath, async (route) => {
+    if (route.request().method() === "PUT") await otherSavedPromise;
+    await route.continue();
+  });
+  await cell(page, n).locator(".cm-content").click();
+  await page.keyboard.press("End");
+  await page.keyboard.insertText("  # mine"); // saved 0.5 s after typing stops
+  const put = await fetch(`${base}/api/notebooks/${notebookId}/cells/${cellId}`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ code: "conflict_a = 2  # theirs" }),
+  });
+  assert(put.ok, `the other writer saved (${put.status})`);
+  otherSaved();
+  await page.locator(".toast.error", { hasText: "changed elsewhere" }).waitFor({ timeout: 10_000 });
+  await page.waitForFunction(
+    (id) => document.querySelector(`section.cell[data-cell-id="${id}"] .cm-content`)?.innerText.trim() === "conflict_a = 2  # theirs",
+    cellId,
+    { timeout: 10_000 },
+  );
+  await page.unroute(cellPath);
+  log("conflicting edit: 409 reloaded the cell and told the user");
+  await screenshot(page, "conflict-reloaded");
 
   // --- Help dialog, dark theme, narrow window ------------------------------------------------------------
   await page.keyboard.press("F1");
@@ -262,6 +371,10 @@ try {
   await screenshot(page, "dark-theme");
   await page.setViewportSize({ width: 420, height: 800 });
   await screenshot(page, "narrow-window");
+  await page.getByRole("button", { name: "Show or hide the notebook list" }).click();
+  await page.locator("#sidebar").waitFor();
+  await screenshot(page, "narrow-window-notebook-list");
+  await page.getByRole("button", { name: "Show or hide the notebook list" }).click();
 
   // --- Survives a reload (the URL names the notebook) -------------------------------------------------------
   await page.setViewportSize({ width: 1280, height: 800 });
@@ -270,6 +383,68 @@ try {
   await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
   await waitOutput(page, 2, "30");
   assert((await page.locator("#notebook-name").inputValue()) === "Browser test", "reload reopens the same notebook");
+
+  // --- Delete a notebook (after confirming) ----------------------------------------------------------------
+  await page.getByRole("button", { name: "New notebook" }).click();
+  await page.waitForURL((url) => url.href !== notebookUrl);
+  const doomed = page.url();
+  await page.locator("#notebook-name").fill("Doomed");
+  await page.locator("#notebook-name").press("Enter");
+  await page.locator("#notebook-list li.current a", { hasText: "Doomed" }).waitFor();
+  await page.getByRole("button", { name: "Delete notebook Doomed" }).click();
+  await page.locator("#confirm-dialog").waitFor();
+  await screenshot(page, "confirm-delete");
+  await page.locator("#confirm-ok").click();
+  await page.locator("#notebook-list a", { hasText: "Doomed" }).waitFor({ state: "detached" });
+  assert(page.url() !== doomed, "left the deleted notebook");
+  await page.goto(notebookUrl);
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+
+  // --- Assistant panel ------------------------------------------------------------------------------------------
+  // The assistant's backend is tested against a fake Anthropic server in the Rust suite; here
+  // the browser gets a canned stream in the exact wire format, to check how the panel shows
+  // streamed text, tool calls and their results.
+  const chatPage = await context.newPage();
+  watch(chatPage, "chat");
+  await chatPage.route("**/api/config", async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, json: { ...(await res.json()), assistant_enabled: true } });
+  });
+  let chatRequest = null;
+  await chatPage.route("**/api/chat/*", async (route) => {
+    chatRequest = route.request().postDataJSON();
+    const events = [
+      ["turn_start", { turn: 1, max_turns: 10 }],
+      ["text_start", {}],
+      ["text_delta", { text: "I'll add a cell " }],
+      ["text_delta", { text: "that doubles y." }],
+      ["content_block_stop", {}],
+      ["tool_start", { tool_id: "toolu_1", tool_name: "create_cell" }],
+      ["tool_execute", { tool_name: "create_cell", tool_input: { type: "python", code: "z = y * 2" } }],
+      ["tool_result", { tool_name: "create_cell", result: { cell_id: "c-123", status: "created" } }],
+      ["turn_start", { turn: 2, max_turns: 10 }],
+      ["text_start", {}],
+      ["text_delta", { text: "Done: z is defined." }],
+      ["content_block_stop", {}],
+      ["done", {}],
+    ];
+    await route.fulfill({
+      status: 200,
+      headers: { "content-type": "text/event-stream" },
+      body: events.map(([event, data]) => `data: ${JSON.stringify({ event, data })}\n\n`).join(""),
+    });
+  });
+  await chatPage.goto(notebookUrl);
+  await chatPage.getByRole("button", { name: "Show or hide the assistant" }).click();
+  await chatPage.locator("#chat-input").fill("Add a cell that doubles y");
+  await chatPage.keyboard.press("Enter");
+  await chatPage.locator(".msg.assistant .msg-text", { hasText: "Done: z is defined." }).waitFor();
+  assert(chatRequest?.messages?.[0]?.content === "Add a cell that doubles y", "chat request carries the conversation");
+  assert((await chatPage.locator(".tool code").innerText()) === "create_cell", "tool call shown");
+  await chatPage.locator(".tool summary").click(); // collapsed once the answer is complete
+  assert((await chatPage.locator(".tool-result").innerText()).includes("c-123"), "tool result shown");
+  await screenshot(chatPage, "assistant-panel");
+  await chatPage.close();
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);

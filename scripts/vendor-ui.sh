@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Vendors the web UI's third-party code into static/vendor/ from npm, at exact versions.
+# The output is committed: the server never fetches anything from the internet at run time.
+# Re-run only to upgrade (edit the versions below), then commit static/vendor/.
+#
+#   codemirror.js       CodeMirror 6 (editor + Python/SQL languages), bundled ONCE here with
+#                       esbuild into a single ES module, because CM6 is ~15 small packages that
+#                       import each other by bare name and the UI has no build step.
+#   plotly.min.js       plotly.js-dist-min (UMD, sets window.Plotly), loaded on first use.
+#   vega*.min.js        vega, vega-lite, vega-embed UMD builds, loaded on first use, in order.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  codemirror@6.0.2
+  @codemirror/state@6.7.6
+  @codemirror/view@6.43.15
+  @codemirror/language@6.13.1
+  @codemirror/commands@6.11.1
+  @codemirror/autocomplete@6.20.4
+  @codemirror/lang-python@6.2.1
+  @codemirror/lang-sql@6.10.0
+  @lezer/highlight@1.2.5
+  plotly.js-dist-min@4.1.2
+  vega@6.4.0
+  vega-lite@6.5.0
+  vega-embed@7.3.0
+)
+ESBUILD=esbuild@0.28.2
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+out="static/vendor"
+
+cd "$work"
+echo '{"private":true}' > package.json
+npm install --no-audit --no-fund --save-exact "${PACKAGES[@]}" "$ESBUILD" >/dev/null
+
+# The entry point re-exports exactly what static/editor.js uses.
+cat > cm-entry.js <<'JS'
+export { EditorState, Compartment, Prec } from "@codemirror/state";
+export { EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
+         drawSelection, placeholder } from "@codemirror/view";
+export { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
+export { syntaxHighlighting, HighlightStyle, indentOnInput, bracketMatching,
+         defaultHighlightStyle } from "@codemirror/language";
+export { closeBrackets, closeBracketsKeymap, autocompletion, completionKeymap } from "@codemirror/autocomplete";
+export { python } from "@codemirror/lang-python";
+export { sql, PostgreSQL } from "@codemirror/lang-sql";
+export { tags } from "@lezer/highlight";
+JS
+./node_modules/.bin/esbuild cm-entry.js --bundle --format=esm --minify --legal-comments=eof \
+  --target=es2020 --outfile=codemirror.js --log-level=warning
+
+cd - >/dev/null
+rm -rf "$out"
+mkdir -p "$out"
+cp "$work/codemirror.js" "$out/codemirror.js"
+cp "$work/node_modules/plotly.js-dist-min/plotly.min.js" "$out/plotly.min.js"
+cp "$work/node_modules/vega/build/vega.min.js" "$out/vega.min.js"
+cp "$work/node_modules/vega-lite/build/vega-lite.min.js" "$out/vega-lite.min.js"
+cp "$work/node_modules/vega-embed/build/vega-embed.min.js" "$out/vega-embed.min.js"
+
+# Record the versions actually installed (including CM6's transitive packages in the bundle).
+{
+  echo "# Written by scripts/vendor-ui.sh; do not edit by hand."
+  echo "# package@version (license)"
+  (cd "$work" && node -e '
+    const fs = require("fs"), path = require("path");
+    const seen = [];
+    const walk = (dir) => {
+      for (const name of fs.readdirSync(dir)) {
+        if (name.startsWith(".")) continue;
+        const p = path.join(dir, name);
+        if (name.startsWith("@")) { walk(p); continue; }
+        const pj = path.join(p, "package.json");
+        if (fs.existsSync(pj)) {
+          const j = JSON.parse(fs.readFileSync(pj));
+          seen.push([j.name, `${j.name}@${j.version} (${j.license || "see package"})`]);
+        }
+      }
+    };
+    walk("node_modules");
+    const wanted = /^(codemirror|@codemirror\/.*|@lezer\/.*|crelt|style-mod|w3c-keyname|plotly\.js-dist-min|vega|vega-lite|vega-embed|esbuild)$/;
+    console.log(seen.filter(([n]) => wanted.test(n)).map(([, s]) => s).sort().join("\n"));
+  ')
+} > "$out/VERSIONS.txt"
+ls -la "$out"

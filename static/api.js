@@ -1,0 +1,62 @@
+// REST client: adds the bearer token, parses JSON, turns {"detail"} errors into ApiError.
+import { auth } from "./auth.js";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+/** Listeners for 401s (the app sends the user back to sign-in). */
+export const unauthorized = new EventTarget();
+
+export async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = await auth.token();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, "The server cannot be reached.");
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  if (!res.ok) {
+    if (res.status === 401) unauthorized.dispatchEvent(new Event("unauthorized"));
+    throw new ApiError(res.status, data?.detail || (typeof data === "string" ? data : ""));
+  }
+  return data;
+}
+
+const nb = (id) => `/api/notebooks/${encodeURIComponent(id)}`;
+const cell = (id, cellId) => `${nb(id)}/cells/${encodeURIComponent(cellId)}`;
+
+export const api = {
+  config: () => request("GET", "/api/config"),
+  listNotebooks: () => request("GET", "/api/notebooks"),
+  createNotebook: (name) => request("POST", "/api/notebooks", name ? { name } : {}),
+  getNotebook: (id) => request("GET", nb(id)),
+  renameNotebook: (id, name) => request("PUT", `${nb(id)}/name`, { name }),
+  setDatabase: (id, connection_string) => request("PUT", `${nb(id)}/db`, { connection_string }),
+  deleteNotebook: (id) => request("DELETE", nb(id)),
+  createCell: (id, type, afterCellId, code) =>
+    request("POST", `${nb(id)}/cells`, { type, after_cell_id: afterCellId ?? undefined, code }),
+  updateCell: (id, cellId, code, expectedRevision) =>
+    request("PUT", cell(id, cellId), { code, expected_revision: expectedRevision }),
+  deleteCell: (id, cellId) => request("DELETE", cell(id, cellId)),
+  runCell: (id, cellId) => request("POST", `${cell(id, cellId)}/run`),
+  interrupt: (id) => request("POST", `${nb(id)}/interrupt`),
+  restart: (id) => request("POST", `${nb(id)}/restart`),
+};

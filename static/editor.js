@@ -1,0 +1,97 @@
+// The code editor: CodeMirror 6 (vendor/codemirror.js, bundled once by scripts/vendor-ui.sh)
+// with Python or PostgreSQL highlighting. Colours come from CSS variables so the editor
+// follows the light/dark theme without swapping extensions.
+import {
+  EditorState, EditorView, Prec, keymap, lineNumbers, highlightActiveLine, drawSelection,
+  placeholder, defaultKeymap, history, historyKeymap, indentWithTab, syntaxHighlighting,
+  HighlightStyle, indentOnInput, bracketMatching, closeBrackets, closeBracketsKeymap,
+  python, sql, PostgreSQL, tags as t,
+} from "./vendor/codemirror.js";
+
+const highlight = HighlightStyle.define([
+  { tag: [t.keyword, t.operatorKeyword, t.controlKeyword, t.definitionKeyword, t.moduleKeyword], color: "var(--syn-keyword)" },
+  { tag: [t.string, t.special(t.string), t.regexp], color: "var(--syn-string)" },
+  { tag: [t.number, t.bool, t.null, t.atom], color: "var(--syn-number)" },
+  { tag: [t.comment, t.lineComment, t.blockComment], color: "var(--syn-comment)", fontStyle: "italic" },
+  { tag: [t.function(t.variableName), t.function(t.propertyName)], color: "var(--syn-function)" },
+  { tag: [t.definition(t.variableName), t.className, t.definition(t.className)], color: "var(--syn-def)" },
+  { tag: [t.typeName, t.standard(t.variableName), t.self], color: "var(--syn-builtin)" },
+  { tag: [t.operator, t.punctuation, t.bracket], color: "var(--syn-punct)" },
+  { tag: [t.special(t.name), t.meta], color: "var(--syn-meta)" },
+]);
+
+const theme = EditorView.theme({
+  "&": { backgroundColor: "transparent", color: "var(--fg)", fontSize: "13.5px" },
+  ".cm-content": { fontFamily: "var(--mono)", caretColor: "var(--accent)", padding: "8px 0" },
+  ".cm-scroller": { fontFamily: "var(--mono)", lineHeight: "1.5" },
+  ".cm-gutters": { backgroundColor: "transparent", color: "var(--muted)", border: "none" },
+  ".cm-activeLine": { backgroundColor: "var(--active-line)" },
+  ".cm-activeLineGutter": { backgroundColor: "transparent", color: "var(--fg)" },
+  "&.cm-focused": { outline: "none" },
+  "&.cm-focused .cm-cursor": { borderLeftColor: "var(--accent)" },
+  "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": {
+    backgroundColor: "var(--selection) !important",
+  },
+  ".cm-matchingBracket": { backgroundColor: "var(--selection)", outline: "none" },
+  ".cm-placeholder": { color: "var(--muted)" },
+});
+
+/**
+ * Creates an editor in `parent`.
+ * opts: { doc, language: "python"|"sql", label, onChange(text), keys: [{key, run}] }
+ * `keys` take precedence over CodeMirror's own bindings (so Shift+Enter runs the cell
+ * instead of inserting a newline).
+ */
+export function createEditor(parent, opts) {
+  const language = opts.language === "sql" ? sql({ dialect: PostgreSQL, upperCaseKeywords: true }) : python();
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc: opts.doc || "",
+      extensions: [
+        Prec.highest(keymap.of(opts.keys || [])),
+        lineNumbers(),
+        history(),
+        drawSelection(),
+        indentOnInput(),
+        bracketMatching(),
+        closeBrackets(),
+        highlightActiveLine(),
+        syntaxHighlighting(highlight),
+        language,
+        placeholder(opts.language === "sql" ? "SELECT … -- {name} binds a Python value" : "# Python"),
+        keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, indentWithTab]),
+        EditorView.lineWrapping,
+        theme,
+        EditorView.contentAttributes.of({ "aria-label": opts.label || "Code", "aria-multiline": "true" }),
+        EditorView.updateListener.of((update) => {
+          // Remote updates are dispatched with the "remote" annotation-free userEvent
+          // "remote"; only the user's own typing triggers a save.
+          if (update.docChanged && !update.transactions.some((tr) => tr.isUserEvent("remote"))) {
+            opts.onChange?.(update.state.doc.toString());
+          }
+        }),
+      ],
+    }),
+  });
+  return {
+    view,
+    getText: () => view.state.doc.toString(),
+    /** Replaces the text without triggering onChange (another tab or a reload changed it). */
+    setText(text) {
+      if (text === view.state.doc.toString()) return;
+      const head = Math.min(view.state.selection.main.head, text.length);
+      view.dispatch({
+        changes: { from: 0, to: view.state.doc.length, insert: text },
+        selection: { anchor: head },
+        userEvent: "remote",
+      });
+    },
+    focus(atEnd = false) {
+      view.focus();
+      if (atEnd) view.dispatch({ selection: { anchor: view.state.doc.length } });
+    },
+    hasFocus: () => view.hasFocus,
+    destroy: () => view.destroy(),
+  };
+}
