@@ -51,8 +51,13 @@ export const api = {
   renameNotebook: (id, name) => request("PUT", `${nb(id)}/name`, { name }),
   setDatabase: (id, connection_string) => request("PUT", `${nb(id)}/db`, { connection_string }),
   deleteNotebook: (id) => request("DELETE", nb(id)),
-  createCell: (id, type, afterCellId, code) =>
-    request("POST", `${nb(id)}/cells`, { type, after_cell_id: afterCellId ?? undefined, code }),
+  createCell: (id, type, afterCellId, code, beforeCellId) =>
+    request("POST", `${nb(id)}/cells`, {
+      type,
+      after_cell_id: afterCellId ?? undefined,
+      before_cell_id: beforeCellId ?? undefined,
+      code,
+    }),
   updateCell: (id, cellId, code, expectedRevision) =>
     request("PUT", cell(id, cellId), { code, expected_revision: expectedRevision }),
   deleteCell: (id, cellId) => request("DELETE", cell(id, cellId)),

@@ -212,13 +212,6 @@ export class CellView {
     this.saveEl.className = `save-state ${state}`;
   }
 
-  setCanAddAbove(ok) {
-    for (const b of [this.aboveBtn, this.aboveSqlBtn]) {
-      b.disabled = !ok;
-      b.title = ok ? b.getAttribute("aria-label") : "The server can only add cells after another cell";
-    }
-  }
-
   destroy() {
     clearInterval(this.tick);
     this.editor.destroy();

@@ -134,12 +134,11 @@ export class NotebookController {
    *  focused editor keeps its focus). */
   layout() {
     let prev = null;
-    this.order.forEach((id, i) => {
+    this.order.forEach((id) => {
       const el = this.views.get(id).el;
       const want = prev ? prev.nextSibling : this.container.firstChild;
       if (want !== el) this.container.insertBefore(el, want);
       prev = el;
-      this.views.get(id).setCanAddAbove(i > 0);
     });
     $("#cells").dataset.count = String(this.order.length);
   }
@@ -386,17 +385,10 @@ export class NotebookController {
   }
 
   async addCell(type, refId, where = "below", { focus = true } = {}) {
-    let after = refId;
-    if (where === "above") {
-      const index = this.order.indexOf(refId);
-      if (index <= 0) {
-        toast("A new cell can only be added after another one (the server has no “insert first”).", "info");
-        return;
-      }
-      after = this.order[index - 1];
-    }
+    const after = where === "above" ? undefined : refId;
+    const before = where === "above" ? refId : undefined;
     try {
-      const res = await api.createCell(this.id, type, after ?? undefined, "");
+      const res = await api.createCell(this.id, type, after ?? undefined, "", before);
       if (!focus) {
         if (!this.conn?.live) await this.load();
         return;

@@ -309,6 +309,33 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
         vec![first.clone(), inserted, third.clone(), fourth.clone()]
     );
     assert_eq!(s.delete(&format!("{cells_path}/{second}"), A).await.0, 404);
+    // Inserting before the first cell puts the new one at the top.
+    let (status, body) = s
+        .post(
+            &cells_path,
+            A,
+            json!({"type": "python", "before_cell_id": first}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let top = body["cell_id"].as_str().expect("cell_id").to_string();
+    assert_eq!(cell_ids(&s.notebook(A, &id).await)[0], top);
+    let (status, _) = s
+        .post(
+            &cells_path,
+            A,
+            json!({"type": "python", "before_cell_id": "nope"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = s
+        .post(
+            &cells_path,
+            A,
+            json!({"type": "python", "before_cell_id": first, "after_cell_id": first}),
+        )
+        .await;
+    assert_eq!(status, 422);
     s.finish().await;
 });
 

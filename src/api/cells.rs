@@ -20,6 +20,7 @@ pub struct CreateCell {
     #[serde(rename = "type", default = "default_type")]
     cell_type: String,
     after_cell_id: Option<String>,
+    before_cell_id: Option<String>,
     #[serde(default)]
     code: String,
 }
@@ -35,7 +36,7 @@ pub struct UpdateCell {
     expected_revision: Option<i64>,
 }
 
-/// Adds a cell at the end or after `after_cell_id`.
+/// Adds a cell at the end, after `after_cell_id` or before `before_cell_id`.
 #[post("/api/notebooks/{id}/cells")]
 pub async fn create(
     user: AuthUser,
@@ -50,6 +51,11 @@ pub async fn create(
             body.cell_type
         ))
     })?;
+    if body.after_cell_id.is_some() && body.before_cell_id.is_some() {
+        return Err(ApiError::Unprocessable(
+            "give after_cell_id or before_cell_id, not both".into(),
+        ));
+    }
     let room = state.rooms.open(&user.user_id, &path).await?;
     let cell_id = ask(
         &room,
@@ -57,6 +63,7 @@ pub async fn create(
             cell_type,
             code: body.code,
             after_cell_id: body.after_cell_id,
+            before_cell_id: body.before_cell_id,
         },
     )
     .await?;

@@ -44,6 +44,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotebookNotFound => ApiError::notebook_not_found(),
             StoreError::CellNotFound => ApiError::NotFound("Cell not found".into()),
             StoreError::AfterCellNotFound => ApiError::NotFound("after_cell_id not found".into()),
+            StoreError::BeforeCellNotFound => ApiError::NotFound("before_cell_id not found".into()),
             e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Db(crate::db::DbError::Unavailable(msg)) => {
                 log::error!("database unavailable: {msg}");

@@ -198,6 +198,7 @@ impl Toolbox {
                         cell_type,
                         code,
                         after_cell_id,
+                        before_cell_id: None,
                     },
                 )
                 .await?;

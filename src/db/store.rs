@@ -22,6 +22,9 @@ pub enum StoreError {
     /// `after_cell_id` names no cell of this notebook.
     #[error("after_cell_id not found")]
     AfterCellNotFound,
+    /// `before_cell_id` names no cell of this notebook.
+    #[error("before_cell_id not found")]
+    BeforeCellNotFound,
     /// The cell changed after the revision the client edited.
     #[error("Cell was changed by someone else (current revision {current})")]
     Conflict {
@@ -279,7 +282,8 @@ impl Store {
         })
     }
 
-    /// Inserts a cell after `after_cell_id` (or at the end); returns the row, its index and
+    /// Inserts a cell after `after_cell_id`, before `before_cell_id`, or at the end (the caller
+    /// passes at most one of them); returns the row, its index and
     /// the notebook's new revision.
     pub async fn create_cell(
         &self,
@@ -287,14 +291,23 @@ impl Store {
         notebook_id: &str,
         cell: NewCell,
         after_cell_id: Option<&str>,
+        before_cell_id: Option<&str>,
     ) -> Result<(CellRow, usize, i64), StoreError> {
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
                     owned_notebook!(c, owner, notebook_id)?;
-                    let position: i32 = match after_cell_id {
-                        Some(after) => {
+                    let position: i32 = match (after_cell_id, before_cell_id) {
+                        (_, Some(before)) => cells::table
+                            .filter(cells::notebook_id.eq(notebook_id))
+                            .filter(cells::id.eq(before))
+                            .select(cells::position)
+                            .first::<i32>(c)
+                            .await
+                            .optional()?
+                            .ok_or(StoreError::BeforeCellNotFound)?,
+                        (Some(after), None) => {
                             let after_pos = cells::table
                                 .filter(cells::notebook_id.eq(notebook_id))
                                 .filter(cells::id.eq(after))
@@ -305,7 +318,7 @@ impl Store {
                                 .ok_or(StoreError::AfterCellNotFound)?;
                             after_pos + 1
                         }
-                        None => {
+                        (None, None) => {
                             let count: i64 = cells::table
                                 .filter(cells::notebook_id.eq(notebook_id))
                                 .count()

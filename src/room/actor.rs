@@ -600,10 +600,11 @@ impl Handler<CreateCell> for NotebookRoom {
             code: msg.code,
         };
         let after = msg.after_cell_id;
+        let before = msg.before_cell_id;
         AtomicResponse::new(Box::pin(
             async move {
                 store
-                    .create_cell(&owner, &id, cell, after.as_deref())
+                    .create_cell(&owner, &id, cell, after.as_deref(), before.as_deref())
                     .await
                     .map_err(ApiError::from)
             }

@@ -134,6 +134,8 @@ pub struct CreateCell {
     pub code: String,
     /// Insert after this cell (None = at the end).
     pub after_cell_id: Option<String>,
+    /// Insert before this cell instead.
+    pub before_cell_id: Option<String>,
 }
 
 /// Change a cell's code; answers the new revision.
