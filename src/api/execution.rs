@@ -3,7 +3,7 @@
 use actix_web::{post, web, HttpResponse};
 use serde_json::json;
 
-use crate::api::ask;
+use crate::api::{ask, tell};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::room::messages::{Interrupt, Restart, RunCell};
@@ -31,9 +31,7 @@ pub async fn interrupt(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let room = state.rooms.open(&user.user_id, &path).await?;
-    room.send(Interrupt)
-        .await
-        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?;
+    tell(&room, Interrupt).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
 
@@ -45,9 +43,7 @@ pub async fn restart(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let room = state.rooms.open(&user.user_id, &path).await?;
-    room.send(Restart)
-        .await
-        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?;
+    tell(&room, Restart).await?;
     log::info!(
         "user {} restarted the kernel of {}",
         user.user_id,

@@ -55,6 +55,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Sends a message without an error outcome to a room and waits until it is handled.
+pub async fn tell<A, M>(room: &Addr<A>, msg: M) -> Result<(), ApiError>
+where
+    A: Actor<Context = actix::Context<A>> + Handler<M>,
+    M: Message<Result = ()> + Send + 'static,
+{
+    room.send(msg).await.map_err(|_| closing())
+}
+
+fn closing() -> ApiError {
+    ApiError::Unavailable("the notebook was closing; try again".into())
+}
+
 /// Sends a message to a room and waits for its answer (503 if the room stopped meanwhile).
 pub async fn ask<A, M, T>(room: &Addr<A>, msg: M) -> Result<T, ApiError>
 where
@@ -62,7 +75,5 @@ where
     M: Message<Result = Result<T, ApiError>> + Send + 'static,
     T: Send + 'static,
 {
-    room.send(msg)
-        .await
-        .map_err(|_| ApiError::Unavailable("the notebook was closing; try again".into()))?
+    room.send(msg).await.map_err(|_| closing())?
 }

@@ -51,18 +51,6 @@ pub enum CellStatus {
 }
 
 impl CellStatus {
-    /// Parses a stored status; unknown values read as idle.
-    pub fn parse(s: &str) -> CellStatus {
-        match s {
-            "queued" => CellStatus::Queued,
-            "running" => CellStatus::Running,
-            "success" => CellStatus::Success,
-            "error" => CellStatus::Error,
-            "blocked" => CellStatus::Blocked,
-            _ => CellStatus::Idle,
-        }
-    }
-
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

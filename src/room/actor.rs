@@ -275,10 +275,7 @@ impl NotebookRoom {
     fn handle_finished(&mut self, cell_id: &str, finished: Finished, ctx: &mut Context<Self>) {
         self.run.current = None;
         for output in finished.outputs {
-            if let Some(cell) = self.state.cell_mut(cell_id) {
-                cell.outputs.push(output.clone());
-            }
-            self.broadcast(json!({"type": "cell_output", "cellId": cell_id, "output": output}));
+            self.add_output(cell_id, output);
         }
         match finished.outcome {
             Outcome::Success => {
@@ -303,6 +300,14 @@ impl NotebookRoom {
             }
         }
         self.step(ctx);
+    }
+
+    /// Keeps an output on the cell and sends it to every session.
+    fn add_output(&mut self, cell_id: &str, output: Value) {
+        if let Some(cell) = self.state.cell_mut(cell_id) {
+            cell.outputs.push(output.clone());
+        }
+        self.broadcast(json!({"type": "cell_output", "cellId": cell_id, "output": output}));
     }
 
     fn settle_error(&mut self, cell_id: &str, message: String) {
@@ -427,12 +432,7 @@ impl Handler<ExecEvent> for NotebookRoom {
                     self.broadcast(json!({"type": "cell_stdout", "cellId": cell_id, "data": text}));
                 }
             }
-            ExecEventKind::Output(output) => {
-                if let Some(cell) = self.state.cell_mut(&cell_id) {
-                    cell.outputs.push(output.clone());
-                }
-                self.broadcast(json!({"type": "cell_output", "cellId": cell_id, "output": output}));
-            }
+            ExecEventKind::Output(output) => self.add_output(&cell_id, output),
             ExecEventKind::Finished(finished) => self.handle_finished(&cell_id, finished, ctx),
         }
     }

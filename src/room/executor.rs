@@ -170,10 +170,7 @@ impl Worker {
                             code,
                             conn_string,
                             placeholders,
-                        } => {
-                            self.run_sql(token, &cell_id, &code, conn_string, &placeholders)
-                                .await
-                        }
+                        } => self.run_sql(&code, conn_string, &placeholders).await,
                     };
                     self.emit(token, &cell_id, ExecEventKind::Finished(finished));
                 }
@@ -330,8 +327,6 @@ impl Worker {
 
     async fn run_sql(
         &mut self,
-        _token: u64,
-        _cell_id: &str,
         code: &str,
         conn_string: Option<String>,
         placeholders: &[(Range<usize>, String)],

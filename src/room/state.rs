@@ -35,21 +35,20 @@ pub struct LiveCell {
 }
 
 impl LiveCell {
-    /// A cell from its stored row; a run that was cut short by a stop reads as idle.
+    /// A cell from its stored row; its status is idle because a new room has a new kernel.
     pub fn from_row(row: &CellRow) -> LiveCell {
         let cell_type = CellType::parse(&row.cell_type).unwrap_or(CellType::Python);
         let outputs = match serde_json::from_str::<Value>(&row.outputs) {
             Ok(Value::Array(items)) => items,
             _ => Vec::new(),
         };
-        // A fresh room has a fresh kernel: no cell's values exist yet, whatever ran before.
-        let status = CellStatus::Idle;
         LiveCell {
             id: row.id.clone(),
             cell_type,
             names: analyze(cell_type, &row.code),
             code: row.code.clone(),
-            status,
+            // A fresh room has a fresh kernel: no cell's values exist yet, whatever ran before.
+            status: CellStatus::Idle,
             stdout: row.stdout.clone(),
             outputs,
             error: row.error.clone(),
