@@ -34,6 +34,116 @@ pub struct AuthSettings {
     pub jwks_refetch_interval_secs: u64,
 }
 
+/// How much of the kernel sandbox to use (`KERNEL_SANDBOX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    /// Every layer this host supports; missing ones are logged.
+    Auto,
+    /// Refuse to start kernels unless namespaces, Landlock and seccomp are all available.
+    Strict,
+    /// No sandbox (rlimits only), logged as a warning.
+    Off,
+}
+
+/// The network a kernel gets (`KERNEL_NETWORK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelNetwork {
+    /// The host's network.
+    Full,
+    /// An empty network namespace (loopback only, reaching nothing outside the kernel).
+    None,
+}
+
+/// Limits and isolation applied to every kernel.
+#[derive(Debug, Clone)]
+pub struct KernelLimits {
+    /// Sandbox mode.
+    pub sandbox: SandboxMode,
+    /// Network access.
+    pub network: KernelNetwork,
+    /// Most processes (and threads) one kernel may run (`RLIMIT_NPROC`, `pids.max`).
+    pub max_procs: u64,
+    /// Largest file a kernel may write, in MiB (`RLIMIT_FSIZE`).
+    pub max_file_mb: u64,
+    /// Size of the kernel's private `/tmp`, in MiB.
+    pub tmp_mb: u64,
+    /// Most open files per kernel process (`RLIMIT_NOFILE`).
+    pub max_open_files: u64,
+    /// A writable cgroup v2 directory to create per-kernel cgroups in (None = auto-detect).
+    pub cgroup: Option<PathBuf>,
+    /// CPU limit per kernel in CPUs (`cpu.max`), when a cgroup is available.
+    pub cpus: Option<f64>,
+    /// The uid (and gid) kernels run as when the server runs as root.
+    pub uid: u32,
+}
+
+impl Default for KernelLimits {
+    fn default() -> Self {
+        KernelLimits {
+            sandbox: SandboxMode::Auto,
+            network: KernelNetwork::Full,
+            max_procs: 256,
+            max_file_mb: 1024,
+            tmp_mb: 256,
+            max_open_files: 1024,
+            cgroup: None,
+            cpus: None,
+            uid: 65534,
+        }
+    }
+}
+
+/// Per-user and server-wide quotas.
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    /// Live kernels one user may hold.
+    pub kernels_per_user: usize,
+    /// Live kernels on this server.
+    pub max_kernels: usize,
+    /// Notebooks one user may own.
+    pub notebooks_per_user: u64,
+    /// Cells one notebook may hold.
+    pub cells_per_notebook: u64,
+}
+
+impl Quotas {
+    /// Defaults; `MAX_KERNELS` is the host's memory divided by the kernel memory limit.
+    pub fn defaults_for(kernel_memory_mb: u64) -> Quotas {
+        Quotas {
+            kernels_per_user: 4,
+            max_kernels: default_max_kernels(kernel_memory_mb),
+            notebooks_per_user: 1000,
+            cells_per_notebook: 20000,
+        }
+    }
+}
+
+/// Host memory / per-kernel memory, at least 1 (64 when either is unknown or unlimited).
+pub fn default_max_kernels(kernel_memory_mb: u64) -> usize {
+    // SAFETY: sysconf only reads system constants.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if kernel_memory_mb == 0 || pages <= 0 || page_size <= 0 {
+        return 64;
+    }
+    let total_mb = (pages as u64).saturating_mul(page_size as u64) / (1024 * 1024);
+    usize::try_from((total_mb / kernel_memory_mb).max(1)).unwrap_or(64)
+}
+
+/// Which hosts SQL cells may connect to, beyond the default refusal of local addresses.
+#[derive(Debug, Clone, Default)]
+pub struct SqlHostPolicy {
+    /// Hosts, `host:port` pairs or CIDRs allowed even though they are local
+    /// (`SQL_ALLOWED_HOSTS`).
+    pub allowed: Vec<String>,
+    /// Hosts, `host:port` pairs or CIDRs always refused (`SQL_DENIED_HOSTS`).
+    pub denied: Vec<String>,
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +163,12 @@ pub struct Config {
     pub kernel_timeout_secs: u64,
     /// Kernel memory limit in MiB (0 = none).
     pub kernel_memory_mb: u64,
+    /// Sandbox and resource limits of every kernel.
+    pub kernel_limits: KernelLimits,
+    /// Per-user and server-wide quotas.
+    pub quotas: Quotas,
+    /// Which hosts SQL cells may reach.
+    pub sql_hosts: SqlHostPolicy,
     /// Seconds a notebook room lingers with no sessions and no work before it stops.
     pub room_idle_secs: u64,
     /// Seconds a WebSocket may wait before authenticating.
@@ -88,9 +204,12 @@ impl Config {
             python: "python3".into(),
             kernel_timeout_secs: 300,
             kernel_memory_mb: 2048,
+            kernel_limits: KernelLimits::default(),
+            quotas: Quotas::defaults_for(2048),
+            sql_hosts: SqlHostPolicy::default(),
             room_idle_secs: 300,
             ws_auth_timeout_secs: 10,
-            ws_auth_grace_secs: 600,
+            ws_auth_grace_secs: 30,
             static_dir: None,
             migrate_on_start: true,
             anthropic_api_key: None,
@@ -149,11 +268,53 @@ pub struct Settings {
     /// Kernel memory limit in MiB (0 = none).
     #[arg(long, env = "KERNEL_MEMORY_MB", default_value_t = 2048)]
     pub kernel_memory_mb: u64,
+    /// Kernel sandbox: auto, strict or off.
+    #[arg(long, env = "KERNEL_SANDBOX", value_enum, default_value = "auto")]
+    pub kernel_sandbox: SandboxMode,
+    /// Kernel network: full or none.
+    #[arg(long, env = "KERNEL_NETWORK", value_enum, default_value = "full")]
+    pub kernel_network: KernelNetwork,
+    /// Most processes and threads per kernel.
+    #[arg(long, env = "KERNEL_MAX_PROCS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kernel_max_procs: u64,
+    /// Largest file a kernel may write, in MiB.
+    #[arg(long, env = "KERNEL_MAX_FILE_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kernel_max_file_mb: u64,
+    /// Size of each kernel's private /tmp, in MiB.
+    #[arg(long, env = "KERNEL_TMP_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kernel_tmp_mb: u64,
+    /// A writable cgroup v2 directory for per-kernel cgroups (default: auto-detect).
+    #[arg(long, env = "KERNEL_CGROUP")]
+    pub kernel_cgroup: Option<PathBuf>,
+    /// CPUs per kernel (cgroup cpu.max), e.g. 0.5 or 2.
+    #[arg(long, env = "KERNEL_CPUS")]
+    pub kernel_cpus: Option<f64>,
+    /// uid (and gid) kernels run as when the server runs as root.
+    #[arg(long, env = "KERNEL_UID", default_value_t = 65534, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kernel_uid: u32,
+    /// Live kernels per user.
+    #[arg(long, env = "KERNELS_PER_USER", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kernels_per_user: u64,
+    /// Live kernels on this server (default: memory / KERNEL_MEMORY_MB).
+    #[arg(long, env = "MAX_KERNELS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_kernels: Option<u64>,
+    /// Notebooks per user.
+    #[arg(long, env = "NOTEBOOKS_PER_USER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub notebooks_per_user: u64,
+    /// Cells per notebook.
+    #[arg(long, env = "CELLS_PER_NOTEBOOK", default_value_t = 20000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cells_per_notebook: u64,
+    /// Comma-separated hosts, host:port pairs or CIDRs SQL cells may reach although local.
+    #[arg(long, env = "SQL_ALLOWED_HOSTS", default_value = "")]
+    pub sql_allowed_hosts: String,
+    /// Comma-separated hosts, host:port pairs or CIDRs SQL cells may never reach.
+    #[arg(long, env = "SQL_DENIED_HOSTS", default_value = "")]
+    pub sql_denied_hosts: String,
     /// Seconds an idle notebook keeps its kernel.
     #[arg(long, env = "ROOM_IDLE_SECS", default_value_t = 300)]
     pub room_idle_secs: u64,
     /// Seconds a WebSocket session may outlive its token.
-    #[arg(long, env = "WS_AUTH_GRACE_SECS", default_value_t = 600)]
+    #[arg(long, env = "WS_AUTH_GRACE_SECS", default_value_t = 30)]
     pub ws_auth_grace_secs: u64,
     /// Serve the web UI from this directory instead of the embedded copy.
     #[arg(long, env = "STATIC_DIR")]
@@ -262,6 +423,39 @@ impl Settings {
         config.python = self.python;
         config.kernel_timeout_secs = self.kernel_timeout_secs;
         config.kernel_memory_mb = self.kernel_memory_mb;
+        if let Some(cpus) = self.kernel_cpus {
+            if !(cpus.is_finite() && cpus > 0.0) {
+                return Err(ConfigError {
+                    name: "KERNEL_CPUS",
+                    reason: format!("'{cpus}' is not a positive number of CPUs"),
+                });
+            }
+        }
+        config.kernel_limits = KernelLimits {
+            sandbox: self.kernel_sandbox,
+            network: self.kernel_network,
+            max_procs: self.kernel_max_procs,
+            max_file_mb: self.kernel_max_file_mb,
+            tmp_mb: self.kernel_tmp_mb,
+            max_open_files: 1024,
+            cgroup: self.kernel_cgroup,
+            cpus: self.kernel_cpus,
+            uid: self.kernel_uid,
+        };
+        let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        config.quotas = Quotas {
+            kernels_per_user: to_usize(self.kernels_per_user),
+            max_kernels: self
+                .max_kernels
+                .map(to_usize)
+                .unwrap_or_else(|| default_max_kernels(self.kernel_memory_mb)),
+            notebooks_per_user: self.notebooks_per_user,
+            cells_per_notebook: self.cells_per_notebook,
+        };
+        config.sql_hosts = SqlHostPolicy {
+            allowed: comma_list(&self.sql_allowed_hosts),
+            denied: comma_list(&self.sql_denied_hosts),
+        };
         config.room_idle_secs = self.room_idle_secs;
         config.ws_auth_grace_secs = self.ws_auth_grace_secs;
         config.static_dir = self.static_dir;
