@@ -32,6 +32,7 @@ fn config() -> KernelConfig {
         work_dir: work_dir(),
         memory_mb: 0,
         extra_env: vec![],
+        ..KernelConfig::default()
     }
 }
 
@@ -55,6 +56,22 @@ fn have(modules: &[&str]) -> bool {
         println!("SKIPPED: {modules:?} not importable by {}", python());
     }
     ok
+}
+
+/// Host pids of live (non-zombie) processes with `arg` on their command line.
+fn host_pids_with_arg(arg: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if !stat.contains(") Z ") && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 async fn run(k: &mut Kernel, code: &str) -> (ExecResult, Vec<KernelEvent>) {
@@ -533,8 +550,11 @@ async fn environment_is_scrubbed() {
     let expect = format!("{:?}", (wd.display().to_string(), wd.display().to_string()));
     let got = text_of(&mut k, "(os.getcwd(), os.environ['HOME'])").await;
     assert_eq!(got.replace('\'', "\""), expect);
-    // Own process group, stdin is /dev/null.
-    assert_eq!(text_of(&mut k, "os.getpgrp() == os.getpid()").await, "True");
+    // Its own PID namespace, under the sandbox's init; stdin is /dev/null.
+    assert_eq!(
+        text_of(&mut k, "(os.getpid(), os.getppid())").await,
+        "(2, 1)"
+    );
     assert_eq!(text_of(&mut k, "import sys\nsys.stdin.read()").await, "''");
     k.shutdown().await;
 }
@@ -596,19 +616,20 @@ nan = float('nan')"#;
 async fn shutdown_reaps_and_bad_python_fails() {
     let mut k = spawn().await;
     let pid = k.pid().unwrap();
+    // A unique argument finds the child on the host: inside its PID namespace it has other pids.
+    let marker = format!("{}.{}", 1000 + std::process::id() % 1000, pid);
     run(
         &mut k,
-        "import subprocess\np = subprocess.Popen(['sleep', '100'])",
+        &format!("import subprocess\np = subprocess.Popen(['sleep', '{marker}'])"),
     )
     .await;
-    let child_pid = text_of(&mut k, "p.pid").await;
+    assert_eq!(host_pids_with_arg(&marker).len(), 1, "the child runs");
     k.shutdown().await;
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
-    // Background processes of the kernel's group are swept too (allow reaping by init).
+    // Background processes of the kernel are swept too (allow reaping by init).
     let mut gone = false;
     for _ in 0..100 {
-        let stat = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap_or_default();
-        if stat.is_empty() || stat.contains(") Z ") {
+        if host_pids_with_arg(&marker).is_empty() {
             gone = true;
             break;
         }

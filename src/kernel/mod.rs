@@ -18,6 +18,7 @@
 
 mod process;
 mod protocol;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::KernelLimits;
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 
@@ -49,6 +51,8 @@ pub struct KernelConfig {
     pub memory_mb: u64,
     /// Extra environment variables for the kernel (its environment is otherwise cleared).
     pub extra_env: Vec<(String, String)>,
+    /// Sandbox and resource limits.
+    pub limits: KernelLimits,
 }
 
 impl Default for KernelConfig {
@@ -58,6 +62,7 @@ impl Default for KernelConfig {
             work_dir: std::env::temp_dir().join("reactive-notebook-kernel"),
             memory_mb: 0,
             extra_env: Vec::new(),
+            limits: KernelLimits::default(),
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct Kernel {
     memory_mb: u64,
     stderr_tail: StderrTail,
     stderr_task: Option<JoinHandle<()>>,
+    /// Released (uid slot, cgroup) only when the kernel struct goes, after its processes.
+    _sandbox: sandbox::Guard,
 }
 
 impl Kernel {
@@ -186,15 +193,15 @@ impl Kernel {
             memory_mb: cfg.memory_mb,
             stderr_tail,
             stderr_task,
+            _sandbox: sp.sandbox,
         };
         let why = match tokio::time::timeout(READY_TIMEOUT, kernel.next()).await {
             Ok(Ok(DriverMsg::Ready {
                 version,
                 pid: driver_pid,
             })) => {
-                if driver_pid.is_some_and(|d| d != pid) {
-                    log::warn!("kernel {pid}: driver reports pid {driver_pid:?}");
-                }
+                // Inside its PID namespace the driver has its own numbering.
+                log::debug!("kernel {pid}: driver pid {driver_pid:?}");
                 log::info!(
                     "kernel {pid} ready (Python {})",
                     version.as_deref().unwrap_or("?")

@@ -12,6 +12,7 @@ use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{DriverMsg, Incoming, MAX_LINE_BYTES};
+use super::sandbox::{self, Prepared};
 use super::{KernelConfig, KernelError};
 
 /// fd on which the child reads commands.
@@ -90,6 +91,8 @@ pub(crate) struct Spawned {
     pub cmd_tx: pipe::Sender,
     pub msg_rx: pipe::Receiver,
     pub stderr: Option<ChildStderr>,
+    /// The kernel's uid slot and cgroup, held until it is gone.
+    pub sandbox: sandbox::Guard,
 }
 
 /// Start the interpreter running the driver, with fds 3/4 as the protocol pipes.
@@ -118,7 +121,12 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
         }
     }
 
-    let mut cmd = Command::new(&cfg.python);
+    let python = sandbox::resolve_program(&cfg.python)
+        .ok_or_else(|| KernelError::Spawn(format!("cannot find {} on PATH", cfg.python)))?;
+    let prepared = sandbox::prepare(&python, &work_dir, cfg.memory_mb, &cfg.limits)
+        .map_err(|e| KernelError::Spawn(format!("sandbox: {e}")))?;
+
+    let mut cmd = Command::new(&python);
     cmd.arg("-c")
         .arg(DRIVER_SRC)
         .env_clear()
@@ -129,6 +137,7 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("MPLBACKEND", "Agg")
+        .envs(prepared.env.iter().map(|(k, v)| (k, v)))
         .envs(cfg.extra_env.iter().map(|(k, v)| (k, v)))
         .current_dir(&work_dir)
         .stdin(Stdio::null())
@@ -142,7 +151,13 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
     let msg_w_fd = msg_w.as_raw_fd();
     // SAFETY: getpid is always safe.
     let server_pid = unsafe { libc::getpid() };
-    let mem_bytes = cfg.memory_mb.saturating_mul(1024 * 1024);
+    // With a sandbox the kernel process sets all its limits itself (after its namespaces).
+    let mem_bytes = if prepared.chain.is_some() {
+        0
+    } else {
+        cfg.memory_mb.saturating_mul(1024 * 1024)
+    };
+    let chain = prepared.chain.clone();
     // SAFETY: the closure only makes async-signal-safe syscalls and does not allocate.
     unsafe {
         cmd.pre_exec(move || {
@@ -182,18 +197,30 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
             }
             libc::close(a);
             libc::close(b);
-            Ok(())
+            match &chain {
+                Some(chain) => chain.enter(),
+                None => Ok(()),
+            }
         });
     }
 
     let handle = tokio::runtime::Handle::current();
-    let python = cfg.python.clone();
     let spawned = on_spawner_thread(move || {
         let _guard = handle.enter();
         cmd.spawn()
     })
-    .await?
-    .map_err(|e| KernelError::Spawn(format!("cannot run {python}: {e}")))?;
+    .await?;
+    let Prepared {
+        chain, diag, guard, ..
+    } = prepared;
+    drop(chain);
+    let spawned = spawned.map_err(|e| {
+        let step = diag.as_ref().and_then(sandbox::read_diag);
+        KernelError::Spawn(match step {
+            Some(step) => format!("sandbox setup failed ({step}): {e}"),
+            None => format!("cannot run {}: {e}", python.display()),
+        })
+    })?;
     // The child has its copies; drop ours so EOF means the child is gone.
     drop(cmd_r);
     drop(msg_w);
@@ -211,6 +238,7 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
         cmd_tx,
         msg_rx,
         stderr,
+        sandbox: guard,
     })
 }
 

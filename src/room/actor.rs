@@ -74,6 +74,7 @@ impl NotebookRoom {
             work_dir: config.data_dir.join("kernels").join(&notebook.id),
             memory_mb: config.kernel_memory_mb,
             timeout: Duration::from_secs(config.kernel_timeout_secs),
+            limits: config.kernel_limits.clone(),
         };
         let (persist, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));

@@ -69,6 +69,8 @@ pub struct ExecutorConfig {
     pub memory_mb: u64,
     /// Per-cell time limit.
     pub timeout: Duration,
+    /// Sandbox and resource limits of the kernel.
+    pub limits: crate::config::KernelLimits,
 }
 
 /// How often an unanswered interrupt is repeated.
@@ -224,6 +226,7 @@ impl Worker {
                 work_dir: self.config.work_dir.clone(),
                 memory_mb: self.config.memory_mb,
                 extra_env: Vec::new(),
+                limits: self.config.limits.clone(),
             };
             let kernel = Kernel::spawn(&config).await?;
             if let Ok(mut targets) = self.targets.lock() {
