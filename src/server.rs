@@ -94,6 +94,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .build()
         .map_err(|e| AuthError::KeySetUnavailable(e.to_string()))?;
     let verifier = Arc::new(Verifier::from_settings(&config.auth, &config.data_dir, http).await?);
+    crate::kernel::sandbox::log_report(&config.kernel_limits);
     let config = Arc::new(config);
     let store = Store::new(db);
     let rooms = RoomRegistry::new(store.clone(), config.clone());

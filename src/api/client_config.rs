@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::auth::{AuthMode, Verifier};
 use crate::server::AppState;
 
-/// The auth mode, and Clerk's publishable key in Clerk mode.
+/// The auth mode, Clerk's publishable key in Clerk mode, and the kernel sandbox's layers.
 #[get("/api/config")]
 pub async fn client_config(
     state: web::Data<AppState>,
@@ -20,5 +20,6 @@ pub async fn client_config(
         "auth_mode": mode,
         "clerk_publishable_key": state.config.auth.publishable_key,
         "assistant_enabled": state.config.anthropic_api_key.is_some(),
+        "sandbox": crate::kernel::sandbox::report(&state.config.kernel_limits),
     }))
 }
