@@ -3,6 +3,7 @@
 //! - HTTP: authenticated `GET /api/notebooks/{id}`, 32 connections for 10 s (SQLite, PostgreSQL).
 //! - Engine: a 500-cell chain, run request to the last cell's success; the same statements in a
 //!   bare `python3`; kernel cold start.
+//! - Sandbox: kernel cold start with `KERNEL_SANDBOX=off` and `auto`.
 //! - WebSocket: K sessions, `run_cell` to every session's final status; edit-to-other-tab
 //!   latency; server RSS idle and per idle session.
 //!
@@ -54,6 +55,10 @@ fn free_port() -> u16 {
 }
 
 async fn start(database_url: Option<&str>) -> Server {
+    start_with_env(database_url, &[]).await
+}
+
+async fn start_with_env(database_url: Option<&str>, extra_env: &[(&str, &str)]) -> Server {
     let dir = std::env::temp_dir().join(format!("rn-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let port = free_port();
@@ -73,6 +78,7 @@ async fn start(database_url: Option<&str>) -> Server {
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
+    cmd.envs(extra_env.iter().copied());
     let child = cmd.spawn().expect("server binary starts");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
@@ -285,6 +291,28 @@ async fn chain_bench() {
     );
 }
 
+/// Kernel cold start, request -> success on a fresh notebook, without and with the sandbox.
+async fn sandbox_bench() {
+    for mode in ["off", "auto"] {
+        let server = start_with_env(None, &[("KERNEL_SANDBOX", mode)]).await;
+        let mut cold = Vec::new();
+        for i in 0..10 {
+            let nb = server.notebook(&format!("cold{i}")).await;
+            let cell = server.cell(&nb, "1").await;
+            let mut tab = WsClient::join(&server.base, &nb, &server.token).await;
+            let t = Instant::now();
+            tab.send(json!({"type": "run_cell", "cellId": cell})).await;
+            let status = wait_status(&mut tab, &cell, Duration::from_secs(60)).await;
+            assert_eq!(status, "success");
+            cold.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "kernel cold start with KERNEL_SANDBOX={mode} (run request on a fresh notebook -> success): {}",
+            summary(cold)
+        );
+    }
+}
+
 async fn fanout_bench(k: usize) {
     let server = start(None).await;
     let idle = server.rss_kib();
@@ -394,6 +422,9 @@ async fn main() {
     }
     if want("chain") {
         chain_bench().await;
+    }
+    if want("sandbox") {
+        sandbox_bench().await;
     }
     if want("ws") {
         fanout_bench(200).await;

@@ -73,7 +73,8 @@ pub struct KernelLimits {
     pub cgroup: Option<PathBuf>,
     /// CPU limit per kernel in CPUs (`cpu.max`), when a cgroup is available.
     pub cpus: Option<f64>,
-    /// The uid (and gid) kernels run as when the server runs as root.
+    /// First uid (and gid) of the range kernels run as when the server runs as root: each live
+    /// kernel gets its own, so their process counts and files never mix.
     pub uid: u32,
 }
 
@@ -88,7 +89,7 @@ impl Default for KernelLimits {
             max_open_files: 1024,
             cgroup: None,
             cpus: None,
-            uid: 65534,
+            uid: 100_000,
         }
     }
 }
@@ -289,8 +290,8 @@ pub struct Settings {
     /// CPUs per kernel (cgroup cpu.max), e.g. 0.5 or 2.
     #[arg(long, env = "KERNEL_CPUS")]
     pub kernel_cpus: Option<f64>,
-    /// uid (and gid) kernels run as when the server runs as root.
-    #[arg(long, env = "KERNEL_UID", default_value_t = 65534, value_parser = clap::value_parser!(u32).range(1..))]
+    /// First uid (and gid) of the range kernels run as when the server runs as root.
+    #[arg(long, env = "KERNEL_UID", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub kernel_uid: u32,
     /// Live kernels per user.
     #[arg(long, env = "KERNELS_PER_USER", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]

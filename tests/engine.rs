@@ -317,11 +317,10 @@ async fn rich_outputs() {
     assert_eq!(outputs[0]["data"], "'first'");
     assert_eq!(outputs[2]["data"], "<b>hi</b>");
 
-    if !has_python_package("pandas") {
-        eprintln!("SKIPPED rich library outputs: pandas/matplotlib not installed for PYTHON");
-        s.finish().await;
-        return;
-    }
+    assert!(
+        has_python_package("pandas") && has_python_package("matplotlib"),
+        "pandas and matplotlib must be installed for PYTHON (scripts/setup-python.sh)"
+    );
     let df = s
         .new_cell(
             U,

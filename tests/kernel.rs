@@ -1,7 +1,7 @@
 //! Black-box tests of the Python kernel over real interpreter processes.
 //!
 //! Uses `$PYTHON` (e.g. the repo's `.venv/bin/python`) or `python3`. Tests that need
-//! pandas/matplotlib/plotly/altair print a notice and skip if the import fails.
+//! pandas/matplotlib/plotly/altair fail, naming the package, if it does not import.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,8 +40,9 @@ async fn spawn() -> Kernel {
     Kernel::spawn(&config()).await.expect("kernel spawns")
 }
 
-/// True if every module imports under the test interpreter; prints a skip notice otherwise.
-fn have(modules: &[&str]) -> bool {
+/// Fails the test, naming the modules, unless they all import under the test interpreter
+/// (`scripts/setup-python.sh` installs them; `scripts/test.sh` points `PYTHON` at it).
+fn require(modules: &[&str]) {
     let code = modules
         .iter()
         .map(|m| format!("import {m}"))
@@ -52,10 +53,11 @@ fn have(modules: &[&str]) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !ok {
-        println!("SKIPPED: {modules:?} not importable by {}", python());
-    }
-    ok
+    assert!(
+        ok,
+        "{modules:?} must be importable by {} (run scripts/setup-python.sh and set PYTHON)",
+        python()
+    );
 }
 
 /// Host pids of live (non-zombie) processes with `arg` on their command line.
@@ -245,9 +247,7 @@ y = 3"#;
 
 #[tokio::test]
 async fn dataframe_table_output() {
-    if !have(&["pandas"]) {
-        return;
-    }
+    require(&["pandas"]);
     let mut k = spawn().await;
     let o = one_output(
         &mut k,
@@ -285,9 +285,7 @@ async fn dataframe_table_output() {
 
 #[tokio::test]
 async fn matplotlib_png_output() {
-    if !have(&["matplotlib"]) {
-        return;
-    }
+    require(&["matplotlib"]);
     let mut k = spawn().await;
     // A list of artists as the last value: one image, not duplicated by the open-figure sweep.
     let o = one_output(
@@ -310,7 +308,8 @@ async fn matplotlib_png_output() {
 #[tokio::test]
 async fn plotly_and_altair_outputs() {
     let mut k = spawn().await;
-    if have(&["plotly"]) {
+    require(&["plotly"]);
+    {
         let o = one_output(
             &mut k,
             "import plotly.graph_objects as go\ngo.Figure(data=[go.Bar(y=[1, 2])])",
@@ -320,7 +319,8 @@ async fn plotly_and_altair_outputs() {
         assert_eq!(o.data["data"][0]["type"], "bar");
         assert_eq!(o.data["data"][0]["y"], json!([1, 2]));
     }
-    if have(&["altair", "pandas"]) {
+    require(&["altair", "pandas"]);
+    {
         let o = one_output(
             &mut k,
             "import altair as alt, pandas as pd\nalt.Chart(pd.DataFrame({'a': [1, 2]})).mark_bar().encode(x='a')",
@@ -508,7 +508,8 @@ async fn memory_limit_applies() {
     let mut cfg = config();
     cfg.memory_mb = 512;
     let mut k = Kernel::spawn(&cfg).await.unwrap();
-    if have(&["numpy", "pandas"]) {
+    require(&["numpy", "pandas"]);
+    {
         // The limit must not break heavy imports (the reason for RLIMIT_DATA).
         let (r, _) = run(&mut k, "import numpy, pandas\nnumpy.ones(1000).sum()").await;
         assert_eq!(r, ExecResult::Ok);
@@ -594,7 +595,8 @@ nan = float('nan')"#;
         Err(KernelError::NameNotDefined(n)) => assert_eq!(n, "nope"),
         other => panic!("{other:?}"),
     }
-    if have(&["numpy"]) {
+    require(&["numpy"]);
+    {
         run(
             &mut k,
             "import numpy as np\nni = np.int64(5)\nnf = np.float32(0.5)",

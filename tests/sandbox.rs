@@ -487,3 +487,34 @@ async fn nothing_outlives_a_killed_server() {
     let _ = server.wait();
     wait_gone(&m).await;
 }
+
+#[actix_web::test]
+async fn strict_mode_runs_here_and_off_mode_says_so() {
+    let s =
+        server_with(|c| c.kernel_limits.sandbox = reactive_notebook::config::SandboxMode::Strict)
+            .await;
+    let (_, cell) = run_cell_as(&s, U, "import os\nprint(os.getpid())").await;
+    assert_eq!(
+        cell["stdout"], "2\n",
+        "strict mode starts sandboxed kernels here: {cell:#}"
+    );
+    s.finish().await;
+
+    let s = server_with(|c| c.kernel_limits.sandbox = reactive_notebook::config::SandboxMode::Off)
+        .await;
+    let (_, body) = s
+        .call(reqwest::Method::GET, "/api/config", None, None)
+        .await;
+    assert_eq!(body["sandbox"]["mode"], "off", "{body:#}");
+    assert_eq!(
+        body["sandbox"]["active"],
+        json!(["rlimit-memory"]),
+        "{body:#}"
+    );
+    let (_, cell) = run_cell_as(&s, U, "import os\nprint(os.getpid() > 2)").await;
+    assert_eq!(
+        cell["stdout"], "True\n",
+        "off mode runs kernels in the host's namespaces: {cell:#}"
+    );
+    s.finish().await;
+}
