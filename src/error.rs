@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 422: well-formed but semantically invalid input.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: a quota is used up (the message names the limit).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 503: a dependency (database, upstream) is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -49,6 +52,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

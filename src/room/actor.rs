@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
 use super::messages::*;
 use super::outbox::{CloseOrder, Outbox, Pushed};
+use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
 use super::run::RunState;
 use super::state::{LiveCell, NotebookState};
@@ -50,6 +51,9 @@ pub struct NotebookRoom {
     registry: RoomRegistry,
     exec_config: ExecutorConfig,
     executor: Option<ExecutorHandle>,
+    /// Kernel quota ledger, and the ticket of the slot this room's kernel holds there.
+    quota: KernelQuota,
+    slot: Option<u64>,
     run: RunState,
     next_token: u64,
     seq: u64,
@@ -78,12 +82,15 @@ impl NotebookRoom {
         };
         let (persist, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));
+        let quota = registry.kernel_quota().clone();
         NotebookRoom {
             state: NotebookState::load(notebook, cells),
             store,
             registry,
             exec_config,
             executor: None,
+            quota,
+            slot: None,
             run: RunState::default(),
             next_token: 0,
             seq: 0,
@@ -158,10 +165,62 @@ impl NotebookRoom {
         }
     }
 
+    /// Whether running `order` needs the Python kernel (Python cells, SQL with `{name}`).
+    fn needs_kernel(&self, order: &[String]) -> bool {
+        order
+            .iter()
+            .filter_map(|id| self.state.cell(id))
+            .any(|cell| match cell.cell_type {
+                CellType::Python => true,
+                CellType::Sql => !sql_placeholders(&cell.code).is_empty(),
+            })
+    }
+
+    /// Makes sure a run has its kernel within quota: the room's slot is marked busy, or, when
+    /// the run `needed` a kernel, a new one is reserved (which may stop another idle kernel).
+    fn claim_kernel(&mut self, needed: bool, ctx: &mut Context<Self>) -> Result<(), QuotaError> {
+        let mut replacing = None;
+        if let Some(ticket) = self.slot {
+            if self.quota.begin(ticket) {
+                return Ok(());
+            }
+            // The slot was taken for another run, or vanished when its kernel failed to start.
+            let taken = self.quota.taken(ticket);
+            self.slot = None;
+            self.let_kernel_go(ticket, taken);
+            replacing = Some(ticket);
+        }
+        if !needed {
+            return Ok(());
+        }
+        let slot = self.quota.acquire(SlotRequest {
+            owner: &self.state.owner_id,
+            notebook_id: &self.state.id,
+            replacing,
+            room: ctx.address().recipient(),
+        })?;
+        self.slot = Some(slot.ticket());
+        self.executor(ctx).send(Job::Grant(slot));
+        Ok(())
+    }
+
+    /// Lets go of a slot the room no longer holds; if it was `taken` for quota, its kernel
+    /// is stopped and the cells' values are gone, exactly as when the room idles out.
+    fn let_kernel_go(&mut self, ticket: u64, taken: bool) {
+        if let Some(executor) = &self.executor {
+            executor.send(Job::Release(ticket));
+        }
+        // Only idle slots are taken, so no run is cut short here.
+        if taken && !self.run.active() {
+            self.values_gone(None);
+        }
+    }
+
     /// Queues `order` (a topological run order) as a new run, or folds it into the current one.
-    fn request_run(&mut self, root: &str, ctx: &mut Context<Self>) {
+    fn request_run(&mut self, root: &str, ctx: &mut Context<Self>) -> Result<(), ApiError> {
+        let order = self.state.graph.run_order(root);
+        self.claim_kernel(self.needs_kernel(&order), ctx)?;
         if self.run.active() {
-            let order = self.state.graph.run_order(root);
             let mut added = false;
             for id in order {
                 if !self.run.will_run(&id) {
@@ -172,10 +231,10 @@ impl NotebookRoom {
             if added {
                 self.run.next_roots.push(root.to_string());
             }
-            return;
+            return Ok(());
         }
-        let order = self.state.graph.run_order(root);
         self.start_run(order, ctx);
+        Ok(())
     }
 
     fn start_run(&mut self, order: Vec<String>, ctx: &mut Context<Self>) {
@@ -221,6 +280,14 @@ impl NotebookRoom {
                     placeholders: sql_placeholders(&cell.code),
                 },
             };
+            if let Err(e) = self.claim_for_cell(&work, ctx) {
+                if let Some(cell) = self.state.cell_mut(&id) {
+                    cell.reset_results();
+                }
+                self.broadcast_cell_updated(&id);
+                self.settle_error(&id, e.to_string());
+                continue;
+            }
             self.next_token += 1;
             let token = self.next_token;
             self.run.current = Some((token, id.clone()));
@@ -242,7 +309,23 @@ impl NotebookRoom {
             let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
             let order = self.state.graph.run_order_many(&roots);
             self.start_run(order, ctx);
+        } else if let Some(ticket) = self.slot {
+            // The run is over: the kernel is idle and may be stopped for someone else's run.
+            self.quota.finish(ticket);
         }
+    }
+
+    /// A cell about to run that needs the kernel while the room holds no slot (its run began
+    /// without one, or the kernel failed to start): claim one now.
+    fn claim_for_cell(&mut self, work: &Work, ctx: &mut Context<Self>) -> Result<(), QuotaError> {
+        let needed = match work {
+            Work::Python { .. } => true,
+            Work::Sql { placeholders, .. } => !placeholders.is_empty(),
+        };
+        if !needed || self.slot.is_some_and(|ticket| self.quota.holds(ticket)) {
+            return Ok(());
+        }
+        self.claim_kernel(true, ctx)
     }
 
     /// Blocks a cell whose upstream failed in this run: it does not run, its old results go.
@@ -456,8 +539,20 @@ impl Handler<RunCell> for NotebookRoom {
         if self.state.cell(&msg.cell_id).is_none() {
             return Err(ApiError::NotFound("Cell not found".into()));
         }
-        self.request_run(&msg.cell_id, ctx);
-        Ok(())
+        self.request_run(&msg.cell_id, ctx)
+    }
+}
+
+impl Handler<StopKernelForQuota> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopKernelForQuota, _: &mut Self::Context) {
+        if self.slot != Some(msg.ticket) {
+            // Already replaced (the room asked for a new slot first) or released.
+            return;
+        }
+        self.slot = None;
+        self.let_kernel_go(msg.ticket, true);
     }
 }
 
@@ -485,7 +580,10 @@ impl Handler<Restart> for NotebookRoom {
                 executor.kill();
             }
         }
-        self.executor(ctx).send(Job::Restart);
+        // Without a slot there is no kernel to replace; the next run starts a fresh one.
+        if self.slot.is_some_and(|ticket| self.quota.holds(ticket)) {
+            self.executor(ctx).send(Job::Restart);
+        }
         self.values_gone(
             self.run
                 .current

@@ -18,6 +18,7 @@ use crate::kernel::{
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
 use super::messages::{ExecEvent, ExecEventKind, Finished};
+use super::quota::KernelSlot;
 
 /// What a cell asks the executor to do.
 #[derive(Debug, Clone)]
@@ -52,7 +53,11 @@ pub enum Job {
     },
     /// Remove names from the kernel's namespace.
     Forget(Vec<String>),
-    /// Replace the kernel with a fresh one.
+    /// The quota slot a kernel may be started in (replacing any previous one and its kernel).
+    Grant(KernelSlot),
+    /// Stop the kernel and give back the slot with this ticket (stopped for quota).
+    Release(u64),
+    /// Replace the kernel with a fresh one (if the executor holds a slot).
     Restart,
     /// Stop the kernel and answer.
     Shutdown(tokio::sync::oneshot::Sender<()>),
@@ -79,6 +84,9 @@ const INTERRUPT_RETRY: Duration = Duration::from_millis(100);
 /// Seconds a cell gets to stop after the timeout's SIGINT before the kernel is killed.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
+/// How long a new kernel waits for the kernel stopped to make room for it to exit.
+const SLOT_WAIT: Duration = Duration::from_secs(90);
+
 #[derive(Default)]
 struct InterruptTargets {
     kernel: Option<Interrupter>,
@@ -104,6 +112,7 @@ impl ExecutorHandle {
         let worker = Worker {
             config,
             kernel: None,
+            slot: None,
             events,
             targets: targets.clone(),
         };
@@ -153,6 +162,8 @@ impl ExecutorHandle {
 struct Worker {
     config: ExecutorConfig,
     kernel: Option<Kernel>,
+    /// The quota slot the kernel lives in; released only once the kernel is gone.
+    slot: Option<KernelSlot>,
     events: Recipient<ExecEvent>,
     targets: Arc<Mutex<InterruptTargets>>,
 }
@@ -184,21 +195,34 @@ impl Worker {
                         }
                     }
                 }
+                Job::Grant(slot) => {
+                    if self.slot.as_ref().map(KernelSlot::ticket) != Some(slot.ticket()) {
+                        self.release().await;
+                    }
+                    self.slot = Some(slot);
+                }
+                Job::Release(ticket) => {
+                    if self.slot.as_ref().map(KernelSlot::ticket) == Some(ticket) {
+                        self.release().await;
+                    }
+                }
                 Job::Shutdown(done) => {
-                    self.drop_kernel().await;
+                    self.release().await;
                     let _ = done.send(());
                     return;
                 }
                 Job::Restart => {
                     self.drop_kernel().await;
-                    if let Err(e) = self.ensure_kernel().await {
-                        log::error!("kernel restart failed: {e}");
+                    if self.slot.is_some() {
+                        if let Err(e) = self.ensure_kernel().await {
+                            log::error!("kernel restart failed: {e}");
+                        }
                     }
                 }
             }
         }
         // The room is gone: stop the kernel.
-        self.drop_kernel().await;
+        self.release().await;
     }
 
     fn emit(&self, token: u64, cell_id: &str, kind: ExecEventKind) {
@@ -219,8 +243,25 @@ impl Worker {
         }
     }
 
+    /// Stops the kernel, then gives its quota slot back.
+    async fn release(&mut self) {
+        self.drop_kernel().await;
+        self.slot = None;
+    }
+
     async fn ensure_kernel(&mut self) -> Result<&mut Kernel, KernelError> {
         if self.kernel.is_none() {
+            let Some(slot) = &self.slot else {
+                return Err(KernelError::Spawn(
+                    "no kernel slot was granted to this notebook".into(),
+                ));
+            };
+            if tokio::time::timeout(SLOT_WAIT, slot.ready()).await.is_err() {
+                self.slot = None;
+                return Err(KernelError::Spawn(
+                    "timed out waiting for a kernel stopped for quota to exit".into(),
+                ));
+            }
             let config = KernelConfig {
                 python: self.config.python.clone(),
                 work_dir: self.config.work_dir.clone(),
@@ -228,7 +269,14 @@ impl Worker {
                 extra_env: Vec::new(),
                 limits: self.config.limits.clone(),
             };
-            let kernel = Kernel::spawn(&config).await?;
+            let kernel = match Kernel::spawn(&config).await {
+                Ok(kernel) => kernel,
+                Err(e) => {
+                    // No kernel, no slot: the next run asks the quota again.
+                    self.slot = None;
+                    return Err(e);
+                }
+            };
             if let Ok(mut targets) = self.targets.lock() {
                 targets.kernel = Some(kernel.interrupter());
                 targets.pid = kernel.pid();

@@ -176,6 +176,14 @@ pub struct Interrupt;
 #[rtype(result = "()")]
 pub struct Restart;
 
+/// The kernel quota ledger picked this room's idle kernel to be stopped for another run.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopKernelForQuota {
+    /// The slot picked; ignored if the room no longer holds it.
+    pub ticket: u64,
+}
+
 /// Periodic check whether the room should stop.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod executor;
 pub mod messages;
 pub mod outbox;
+pub mod quota;
 pub mod registry;
 pub mod run;
 pub mod state;

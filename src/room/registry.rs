@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 
 use super::actor::NotebookRoom;
+use super::quota::KernelQuota;
 use crate::config::Config;
 use crate::db::store::Store;
 use crate::error::ApiError;
@@ -21,16 +22,24 @@ pub struct RoomRegistry {
     rooms: Arc<tokio::sync::Mutex<HashMap<String, Entry>>>,
     store: Store,
     config: Arc<Config>,
+    quota: KernelQuota,
 }
 
 impl RoomRegistry {
     /// An empty registry.
     pub fn new(store: Store, config: Arc<Config>) -> RoomRegistry {
+        let quota = KernelQuota::new(config.quotas.kernels_per_user, config.quotas.max_kernels);
         RoomRegistry {
             rooms: Arc::default(),
             store,
             config,
+            quota,
         }
+    }
+
+    /// The kernel quota ledger shared by every room.
+    pub fn kernel_quota(&self) -> &KernelQuota {
+        &self.quota
     }
 
     /// The room of `notebook_id` if `owner` owns it (404 otherwise, same as a missing notebook).
