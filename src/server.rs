@@ -8,10 +8,11 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
 use crate::room::RoomRegistry;
+use crate::sql::host_policy::HostPolicy;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -32,6 +33,9 @@ pub enum StartError {
     /// The token verifier could not be set up.
     #[error("authentication setup failed: {0}")]
     Auth(#[from] AuthError),
+    /// A setting is invalid.
+    #[error(transparent)]
+    Setting(#[from] ConfigError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -78,6 +82,8 @@ impl RunningServer {
 
 /// Connects the store, applies migrations when configured, sets up auth and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    // Settings built in code skip `Settings::into_config`; refuse a bad host list here too.
+    HostPolicy::from_settings(&config.sql_hosts)?;
     if config.migrate_on_start {
         let applied = migrate::run_pending(&config.database).await?;
         for version in &applied {

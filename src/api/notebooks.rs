@@ -13,6 +13,8 @@ use crate::notebook::demo;
 use crate::room::messages;
 use crate::server::AppState;
 use crate::sql::conn_string;
+use crate::sql::destination::check_without_dns;
+use crate::sql::host_policy::HostPolicy;
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -131,6 +133,11 @@ pub async fn set_db(
         None
     } else {
         conn_string::validate(&conn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        // Early feedback for what is refused without DNS; every connection is checked again.
+        let policy = HostPolicy::from_settings(&state.config.sql_hosts)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        check_without_dns(&policy, &conn)
+            .map_err(|e| ApiError::BadRequest(format!("connection_string refused: {e}")))?;
         Some(conn)
     };
     let room = state.rooms.open(&user.user_id, &path).await?;

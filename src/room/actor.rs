@@ -25,6 +25,7 @@ use crate::db::store::{NewCell, Store};
 use crate::error::ApiError;
 use crate::notebook::analysis::sql_placeholders;
 use crate::notebook::{CellStatus, CellType};
+use crate::sql::host_policy::HostPolicy;
 
 /// Work for the room's persistence task, applied in order.
 enum PersistJob {
@@ -74,6 +75,7 @@ impl NotebookRoom {
             work_dir: config.data_dir.join("kernels").join(&notebook.id),
             memory_mb: config.kernel_memory_mb,
             timeout: Duration::from_secs(config.kernel_timeout_secs),
+            sql_hosts: Arc::new(HostPolicy::from_settings_or_refuse_all(&config.sql_hosts)),
         };
         let (persist, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::kernel::{
     ExecResult, Interrupter, Kernel, KernelConfig, KernelError, KernelEvent, Output,
 };
+use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
 use super::messages::{ExecEvent, ExecEventKind, Finished};
@@ -69,6 +70,8 @@ pub struct ExecutorConfig {
     pub memory_mb: u64,
     /// Per-cell time limit.
     pub timeout: Duration,
+    /// Which hosts SQL cells may connect to.
+    pub sql_hosts: Arc<HostPolicy>,
 }
 
 /// How often an unanswered interrupt is repeated.
@@ -365,6 +368,7 @@ impl Worker {
             values: &values,
             timeout: self.config.timeout,
             max_rows: 1000,
+            hosts: &self.config.sql_hosts,
         };
         let outcome = run_sql(request, &canceller).await;
         if let Ok(mut targets) = self.targets.lock() {
