@@ -70,7 +70,10 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let row = state.store.create_notebook(row).await?;
+    let row = state
+        .store
+        .create_notebook(row, state.config.quotas.notebooks_per_user)
+        .await?;
     log::info!("user {} created notebook {}", user.user_id, row.id);
     Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))
 }
@@ -81,7 +84,11 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResp
     let owner = user.user_id.clone();
     if state
         .store
-        .register_user(&user.user_id, || demo::demo_notebook(&owner))
+        .register_user(
+            &user.user_id,
+            state.config.quotas.notebooks_per_user,
+            || demo::demo_notebook(&owner),
+        )
         .await?
     {
         log::info!("new user {}: created the demo notebook", user.user_id);

@@ -59,6 +59,8 @@ pub struct NotebookRoom {
     idle_after: Duration,
     last_activity: Instant,
     persist: mpsc::UnboundedSender<PersistJob>,
+    /// Most cells this notebook may hold (`CELLS_PER_NOTEBOOK`).
+    max_cells: u64,
 }
 
 impl NotebookRoom {
@@ -93,6 +95,7 @@ impl NotebookRoom {
             idle_after: Duration::from_secs(config.room_idle_secs.max(1)),
             last_activity: Instant::now(),
             persist,
+            max_cells: config.quotas.cells_per_notebook,
         }
     }
 
@@ -594,6 +597,16 @@ impl Handler<CreateCell> for NotebookRoom {
 
     fn handle(&mut self, msg: CreateCell, _: &mut Self::Context) -> Self::Result {
         self.touch();
+        // The room is the notebook's single writer and handles one creation at a time, so this
+        // count cannot be raced by concurrent requests.
+        let count = u64::try_from(self.state.cells.len()).unwrap_or(u64::MAX);
+        if count >= self.max_cells {
+            let limit = self.max_cells;
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::Conflict(format!(
+                "Cell limit reached: a notebook may hold at most {limit} cells \
+                 (CELLS_PER_NOTEBOOK); delete a cell to add another"
+            ))))));
+        }
         let store = self.store.clone();
         let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
         let cell = NewCell {
