@@ -457,6 +457,7 @@ impl Settings {
             allowed: comma_list(&self.sql_allowed_hosts),
             denied: comma_list(&self.sql_denied_hosts),
         };
+        crate::sql::host_policy::HostPolicy::from_settings(&config.sql_hosts)?;
         config.room_idle_secs = self.room_idle_secs;
         config.ws_auth_grace_secs = self.ws_auth_grace_secs;
         config.static_dir = self.static_dir;

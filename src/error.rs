@@ -16,7 +16,8 @@ pub enum ApiError {
     /// 404: no such resource (or not the caller's).
     #[error("{0}")]
     NotFound(String),
-    /// 409: the resource changed since the client read it.
+    /// 409: the request conflicts with the current state: the resource changed since the client
+    /// read it, or a quota (`NOTEBOOKS_PER_USER`, `CELLS_PER_NOTEBOOK`) is full.
     #[error("{0}")]
     Conflict(String),
     /// 413: the body is too large.

@@ -4,6 +4,7 @@ pub mod api;
 pub mod assistant;
 pub mod auth;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod kernel;

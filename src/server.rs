@@ -8,10 +8,12 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::data_dir;
 use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
 use crate::room::RoomRegistry;
+use crate::sql::host_policy::HostPolicy;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -32,6 +34,17 @@ pub enum StartError {
     /// The token verifier could not be set up.
     #[error("authentication setup failed: {0}")]
     Auth(#[from] AuthError),
+    /// A setting is invalid.
+    #[error(transparent)]
+    Setting(#[from] ConfigError),
+    /// The data directory could not be created or made private.
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -78,6 +91,13 @@ impl RunningServer {
 
 /// Connects the store, applies migrations when configured, sets up auth and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    // Settings built in code skip `Settings::into_config`; refuse a bad host list here too.
+    HostPolicy::from_settings(&config.sql_hosts)?;
+    // Before anything (the SQLite file, the signing key) is written into it.
+    data_dir::prepare(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
     if config.migrate_on_start {
         let applied = migrate::run_pending(&config.database).await?;
         for version in &applied {
@@ -86,9 +106,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     }
     let db = Db::connect(&config.database)?;
     log::info!("storage: {}", db.backend_name());
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        DbError::Unavailable(format!("cannot create {}: {e}", config.data_dir.display()))
-    })?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()

@@ -474,7 +474,7 @@ both_backends!(
         s.put(
             &format!("/api/notebooks/{id}/db"),
             A,
-            json!({"connection_string": "postgres://u:pw@localhost/x"}),
+            json!({"connection_string": "postgres://u:pw@db.example/x"}),
         )
         .await;
         let mut before = s.notebook(A, &id).await;

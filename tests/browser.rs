@@ -50,7 +50,8 @@ async fn ui_works_in_a_real_browser() {
 
     // Local sign-in mode: the server's own key in its data directory signs the token.
     let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = db.config();
+    // The page points a SQL cell at the test PostgreSQL on 127.0.0.1.
+    let mut config = db.config_with_local_sql();
     config.auth.jwt_key = None;
     let token = reactive_notebook::auth::mint_local_token(&db.data_dir, "local", 3600)
         .expect("mint a local token");

@@ -46,7 +46,7 @@ async fn run(s: &TestServer, nb: &str, cell: &str) {
 
 #[actix_web::test]
 async fn sql_cells_bind_python_values_and_render_tables() {
-    let s = TestServer::start(Backend::Sqlite).await;
+    let s = TestServer::start_local_sql(Backend::Sqlite).await;
     let (db_name, db_url) = common::create_pg_database().await;
     let nb = s.new_notebook(U, "sql").await;
     let (status, _) = s
@@ -157,7 +157,7 @@ async fn sql_cells_bind_python_values_and_render_tables() {
 
 #[actix_web::test]
 async fn sql_without_connection_and_password_never_shown() {
-    let s = TestServer::start(Backend::Sqlite).await;
+    let s = TestServer::start_local_sql(Backend::Sqlite).await;
     let nb = s.new_notebook(U, "no db").await;
     let q = s.new_cell(U, &nb, "sql", "SELECT 1").await;
     run(&s, &nb, &q).await;

@@ -5,6 +5,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use reactive_notebook::config::SqlHostPolicy;
+use reactive_notebook::sql::host_policy::HostPolicy;
 use reactive_notebook::sql::runner::{
     run_sql, scrub_password, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest,
 };
@@ -13,6 +15,15 @@ use serde_json::{json, Value};
 fn db_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// The test PostgreSQL runs on the loopback, which SQL cells may only reach when allowed.
+fn local_pg_policy() -> HostPolicy {
+    HostPolicy::from_settings(&SqlHostPolicy {
+        allowed: vec!["127.0.0.1".into()],
+        denied: Vec::new(),
+    })
+    .expect("valid policy")
 }
 
 /// Byte ranges and names of `{ident}` placeholders (test stand-in for the analysis module).
@@ -98,6 +109,7 @@ async fn run_with(
                 .unwrap_or_else(|| panic!("no value for {n}"))
         })
         .collect();
+    let hosts = local_pg_policy();
     let req = SqlRequest {
         conn_string: conn,
         code,
@@ -105,6 +117,7 @@ async fn run_with(
         values: &ordered,
         timeout,
         max_rows,
+        hosts: &hosts,
     };
     run_sql(req, canceller).await
 }

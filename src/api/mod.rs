@@ -46,6 +46,7 @@ impl From<StoreError> for ApiError {
             StoreError::AfterCellNotFound => ApiError::NotFound("after_cell_id not found".into()),
             StoreError::BeforeCellNotFound => ApiError::NotFound("before_cell_id not found".into()),
             e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            e @ StoreError::NotebookLimit { .. } => ApiError::Conflict(e.to_string()),
             StoreError::Db(crate::db::DbError::Unavailable(msg)) => {
                 log::error!("database unavailable: {msg}");
                 ApiError::Unavailable("database unavailable".into())

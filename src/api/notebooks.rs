@@ -13,6 +13,8 @@ use crate::notebook::demo;
 use crate::room::messages;
 use crate::server::AppState;
 use crate::sql::conn_string;
+use crate::sql::destination::check_without_dns;
+use crate::sql::host_policy::HostPolicy;
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -68,7 +70,10 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let row = state.store.create_notebook(row).await?;
+    let row = state
+        .store
+        .create_notebook(row, state.config.quotas.notebooks_per_user)
+        .await?;
     log::info!("user {} created notebook {}", user.user_id, row.id);
     Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))
 }
@@ -79,7 +84,11 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResp
     let owner = user.user_id.clone();
     if state
         .store
-        .register_user(&user.user_id, || demo::demo_notebook(&owner))
+        .register_user(
+            &user.user_id,
+            state.config.quotas.notebooks_per_user,
+            || demo::demo_notebook(&owner),
+        )
         .await?
     {
         log::info!("new user {}: created the demo notebook", user.user_id);
@@ -131,6 +140,11 @@ pub async fn set_db(
         None
     } else {
         conn_string::validate(&conn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        // Early feedback for what is refused without DNS; every connection is checked again.
+        let policy = HostPolicy::from_settings(&state.config.sql_hosts)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        check_without_dns(&policy, &conn)
+            .map_err(|e| ApiError::BadRequest(format!("connection_string refused: {e}")))?;
         Some(conn)
     };
     let room = state.rooms.open(&user.user_id, &path).await?;

@@ -35,7 +35,8 @@ impl LocalKey {
         let path = data_dir.join(LOCAL_KEY_FILE);
         match fs::read_to_string(&path) {
             Ok(pem) => {
-                warn_if_readable_by_others(&path);
+                crate::data_dir::tighten_if_present(&path)
+                    .map_err(|e| file_error("cannot restrict", &path, e))?;
                 LocalKey::from_pem(&pem, &path)
             }
             Err(err) if err.kind() == ErrorKind::NotFound => LocalKey::create(data_dir, &path),
@@ -68,7 +69,7 @@ impl LocalKey {
 
     /// Generates a key and publishes it atomically; if another process wins the race, uses its key.
     fn create(data_dir: &Path, path: &Path) -> Result<LocalKey, AuthError> {
-        fs::create_dir_all(data_dir).map_err(|e| file_error("cannot create", data_dir, e))?;
+        crate::data_dir::prepare(data_dir).map_err(|e| file_error("cannot create", data_dir, e))?;
         log::info!("creating local signing key {}", path.display());
         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
             .map_err(|e| AuthError::LocalKey(format!("cannot generate key: {e}")))?;
@@ -154,21 +155,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                log::warn!(
-                    "{} is readable by other users; run chmod 600 on it",
-                    path.display()
-                );
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }

@@ -41,10 +41,8 @@ fn migrate_postgres(url: &str) -> Result<Vec<String>, DbError> {
 }
 
 fn migrate_sqlite(path: &std::path::Path) -> Result<Vec<String>, DbError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    crate::data_dir::prepare_sqlite(path)
+        .map_err(|e| DbError::Unavailable(format!("cannot prepare {}: {e}", path.display())))?;
     let mut conn = SqliteConnection::establish(&path.to_string_lossy())
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
     conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")?;

@@ -65,11 +65,9 @@ impl Db {
                 Ok(Db::Pg(pool))
             }
             DatabaseTarget::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
+                crate::data_dir::prepare_sqlite(path).map_err(|e| {
+                    DbError::Unavailable(format!("cannot prepare {}: {e}", path.display()))
+                })?;
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 config.custom_setup = Box::new(|url| {
                     async move {

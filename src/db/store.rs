@@ -25,6 +25,12 @@ pub enum StoreError {
     /// `before_cell_id` names no cell of this notebook.
     #[error("before_cell_id not found")]
     BeforeCellNotFound,
+    /// The owner already has as many notebooks as `NOTEBOOKS_PER_USER` allows.
+    #[error("Notebook limit reached: a user may own at most {limit} notebooks (NOTEBOOKS_PER_USER); delete a notebook to create another")]
+    NotebookLimit {
+        /// The limit.
+        limit: u64,
+    },
     /// The cell changed after the revision the client edited.
     #[error("Cell was changed by someone else (current revision {current})")]
     Conflict {
@@ -77,6 +83,48 @@ macro_rules! bump_revision {
     };
 }
 
+/// Serializes one owner's notebook creations until the end of the caller's transaction, so
+/// counting their notebooks and inserting one cannot be raced by a concurrent request.
+trait OwnerLock {
+    async fn lock_owner(&mut self, owner: &str) -> QueryResult<()>;
+}
+
+/// Advisory locks take two int4 keys in a space apart from the one-bigint-key space used by
+/// migrations; this one names "notebooks of an owner".
+const OWNER_LOCK_CLASS: i32 = 0x6e62_6f77;
+
+impl OwnerLock for diesel_async::AsyncPgConnection {
+    async fn lock_owner(&mut self, owner: &str) -> QueryResult<()> {
+        // Hash collisions only make two owners wait for each other, never skip the lock.
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(OWNER_LOCK_CLASS)
+            .bind::<diesel::sql_types::Text, _>(owner)
+            .execute(self)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl OwnerLock for super::pool::SqliteConn {
+    async fn lock_owner(&mut self, _owner: &str) -> QueryResult<()> {
+        // SQLite is single-instance and its pool has one connection, so transactions already
+        // run one at a time (and in WAL mode a transaction whose read went stale cannot write).
+        Ok(())
+    }
+}
+
+/// Number of notebooks `$owner` owns, inside the caller's transaction.
+macro_rules! owned_count {
+    ($c:ident, $owner:expr) => {
+        notebooks::table
+            .filter(notebooks::owner_id.eq($owner))
+            .count()
+            .get_result::<i64>($c)
+            .await
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    };
+}
+
 /// Loads a notebook row owned by `$owner` inside a transaction, or fails with NotebookNotFound.
 macro_rules! owned_notebook {
     ($c:ident, $owner:expr, $notebook_id:expr) => {
@@ -117,10 +165,12 @@ impl Store {
     }
 
     /// Records a user; true when this is the first time the user is seen.
-    /// `seed` is inserted in the same transaction for a new user (their demo notebook).
+    /// `seed` is inserted in the same transaction for a new user (their demo notebook), unless
+    /// they already own `max_notebooks` notebooks.
     pub async fn register_user(
         &self,
         owner: &str,
+        max_notebooks: u64,
         seed: impl FnOnce() -> (NotebookRow, Vec<NewCell>) + Send,
     ) -> Result<bool, StoreError> {
         let mut conn = self.db.get().await?;
@@ -139,6 +189,10 @@ impl Store {
                         .await?;
                     if inserted == 0 {
                         return Ok(false);
+                    }
+                    c.lock_owner(owner).await?;
+                    if owned_count!(c, owner)? >= max_notebooks {
+                        return Ok(true);
                     }
                     diesel::insert_into(notebooks::table)
                         .values(&notebook)
@@ -159,14 +213,33 @@ impl Store {
         Ok(created)
     }
 
-    /// Inserts a new empty notebook.
-    pub async fn create_notebook(&self, row: NotebookRow) -> Result<NotebookRow, StoreError> {
+    /// Inserts a new empty notebook, unless its owner already has `max_notebooks`
+    /// ([`StoreError::NotebookLimit`]); concurrent creations cannot exceed the limit.
+    pub async fn create_notebook(
+        &self,
+        row: NotebookRow,
+        max_notebooks: u64,
+    ) -> Result<NotebookRow, StoreError> {
         let mut conn = self.db.get().await?;
+        let new = &row;
         db_run!(conn, |c| {
-            diesel::insert_into(notebooks::table)
-                .values(&row)
-                .execute(c)
-                .await
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    c.lock_owner(&new.owner_id).await?;
+                    if owned_count!(c, &new.owner_id)? >= max_notebooks {
+                        return Err(StoreError::NotebookLimit {
+                            limit: max_notebooks,
+                        });
+                    }
+                    diesel::insert_into(notebooks::table)
+                        .values(new)
+                        .execute(c)
+                        .await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await
         })?;
         Ok(row)
     }

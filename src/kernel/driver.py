@@ -578,18 +578,45 @@ def sql_value(v):
     return {"type": "unsupported", "python_type": type(v).__qualname__}
 
 
+def _unsupported(v, error):
+    try:
+        return {"type": "unsupported", "python_type": str(type(v).__qualname__), "error": str(error)}
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return {"type": "unsupported", "python_type": "object"}
+
+
 def do_get_values(req):
     rid = req.get("id")
     values = []
-    for name in req.get("names") or []:
-        if name not in G:
-            send({"type": "values", "id": rid, "missing": name})
-            return
-        try:
-            values.append(sql_value(G[name]))
-        except Exception as e:
-            values.append({"type": "unsupported", "python_type": type(G[name]).__qualname__, "error": str(e)})
-    send({"type": "values", "id": rid, "values": values})
+    missing = None
+    interrupted = False
+    # Converting a value can run user code (__str__, isoformat, a __class__ property, ...), so it
+    # is interruptible like a cell: the server sends SIGINT when it takes too long.
+    STATE.in_user = True
+    try:
+        for name in req.get("names") or []:
+            if name not in G:
+                missing = name
+                break
+            try:
+                values.append(sql_value(G[name]))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:  # even SystemExit from a __str__ must not stop the driver
+                values.append(_unsupported(G[name], e))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        STATE.in_user = False
+        STATE.pending_interrupt = False
+    if interrupted:
+        send({"type": "values", "id": rid, "interrupted": True})
+    elif missing is not None:
+        send({"type": "values", "id": rid, "missing": missing})
+    else:
+        send({"type": "values", "id": rid, "values": values})
 
 
 def do_forget(req):

@@ -39,6 +39,11 @@ use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a kernel that closed its pipe / was asked to stop gets to exit on its own.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Longest time reading SQL parameter values may take: converting a value can run user code
+/// (`__str__`, `isoformat`, a `__class__` property, ...) that never returns.
+pub const GET_VALUES_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a value read that timed out gets to stop after SIGINT before the kernel is killed.
+const GET_VALUES_GRACE: Duration = Duration::from_secs(3);
 
 /// How to start a kernel.
 #[derive(Clone, Debug)]
@@ -118,6 +123,18 @@ pub enum KernelError {
     /// A requested name does not exist in the kernel namespace.
     #[error("name '{0}' is not defined")]
     NameNotDefined(String),
+    /// Reading values took longer than the limit; with `killed` the kernel did not stop when
+    /// interrupted and was killed (start a new one), otherwise it is free again.
+    #[error("reading the values took longer than {secs} s")]
+    ValuesTimedOut {
+        /// The limit in seconds.
+        secs: u64,
+        /// Whether the kernel had to be killed.
+        killed: bool,
+    },
+    /// Reading values was stopped by an interrupt; the kernel is free again.
+    #[error("reading the values was interrupted")]
+    Interrupted,
     /// I/O error setting up the kernel.
     #[error("kernel i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -299,22 +316,65 @@ impl Kernel {
     /// `"str"`, `"bool"`, `"none"`, `"date"`/`"datetime"` (ISO), `"decimal"` (string), or
     /// `{"type":"unsupported","python_type":..}`. Non-finite floats are the strings
     /// `"NaN"`/`"Infinity"`/`"-Infinity"`; ints beyond i64 come back as `"decimal"`.
+    /// Gives up after [`GET_VALUES_TIMEOUT`] (see [`Kernel::get_values_within`]).
     pub async fn get_values(
         &mut self,
         names: &[String],
+    ) -> Result<Vec<serde_json::Value>, KernelError> {
+        self.get_values_within(names, GET_VALUES_TIMEOUT).await
+    }
+
+    /// [`Kernel::get_values`] with a time limit: when it passes, the read is interrupted
+    /// (SIGINT); if the kernel does not answer within a short grace it is killed. Either way the
+    /// call returns [`KernelError::ValuesTimedOut`] and the kernel is not left busy.
+    pub async fn get_values_within(
+        &mut self,
+        names: &[String],
+        limit: Duration,
     ) -> Result<Vec<serde_json::Value>, KernelError> {
         self.ensure_alive()?;
         let id = self.new_id();
         self.send(&Command::GetValues { id, names })
             .await
             .map_err(|_| KernelError::Dead)?;
+        if let Ok(answer) = tokio::time::timeout(limit, self.values_answer(id)).await {
+            return answer;
+        }
+        let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
+        log::warn!(
+            "kernel {}: reading values took longer than {secs} s; interrupting",
+            self.pid
+        );
+        // One SIGINT: the driver answers `interrupted`. Repeating it could hit the driver's
+        // own handler and take the kernel down, which the kill below covers anyway.
+        self.interrupter().interrupt();
+        match tokio::time::timeout(GET_VALUES_GRACE, self.values_answer(id)).await {
+            Ok(Err(KernelError::Dead)) => Err(KernelError::ValuesTimedOut { secs, killed: true }),
+            Ok(_) => Err(KernelError::ValuesTimedOut {
+                secs,
+                killed: false,
+            }),
+            Err(_) => {
+                self.die(Some("did not stop reading values when interrupted".into()))
+                    .await;
+                Err(KernelError::ValuesTimedOut { secs, killed: true })
+            }
+        }
+    }
+
+    /// Waits for the answer to the `get_values` command `id`.
+    async fn values_answer(&mut self, id: u64) -> Result<Vec<serde_json::Value>, KernelError> {
         loop {
             match self.next().await {
                 Ok(DriverMsg::Values {
                     id: Some(i),
                     values,
                     missing,
+                    interrupted,
                 }) if i == id => {
+                    if interrupted {
+                        return Err(KernelError::Interrupted);
+                    }
                     if let Some(name) = missing {
                         return Err(KernelError::NameNotDefined(name));
                     }

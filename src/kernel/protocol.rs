@@ -72,6 +72,9 @@ pub(crate) enum DriverMsg {
         id: Option<u64>,
         values: Option<Vec<serde_json::Value>>,
         missing: Option<String>,
+        /// The conversion was stopped by SIGINT.
+        #[serde(default)]
+        interrupted: bool,
     },
     Forgot {
         id: Option<u64>,

@@ -26,6 +26,7 @@ use crate::db::store::{NewCell, Store};
 use crate::error::ApiError;
 use crate::notebook::analysis::sql_placeholders;
 use crate::notebook::{CellStatus, CellType};
+use crate::sql::host_policy::HostPolicy;
 
 /// Work for the room's persistence task, applied in order.
 enum PersistJob {
@@ -62,6 +63,8 @@ pub struct NotebookRoom {
     idle_after: Duration,
     last_activity: Instant,
     persist: mpsc::UnboundedSender<PersistJob>,
+    /// Most cells this notebook may hold (`CELLS_PER_NOTEBOOK`).
+    max_cells: u64,
 }
 
 impl NotebookRoom {
@@ -79,6 +82,7 @@ impl NotebookRoom {
             memory_mb: config.kernel_memory_mb,
             timeout: Duration::from_secs(config.kernel_timeout_secs),
             limits: config.kernel_limits.clone(),
+            sql_hosts: Arc::new(HostPolicy::from_settings_or_refuse_all(&config.sql_hosts)),
         };
         let (persist, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));
@@ -99,6 +103,7 @@ impl NotebookRoom {
             idle_after: Duration::from_secs(config.room_idle_secs.max(1)),
             last_activity: Instant::now(),
             persist,
+            max_cells: config.quotas.cells_per_notebook,
         }
     }
 
@@ -691,6 +696,16 @@ impl Handler<CreateCell> for NotebookRoom {
 
     fn handle(&mut self, msg: CreateCell, _: &mut Self::Context) -> Self::Result {
         self.touch();
+        // The room is the notebook's single writer and handles one creation at a time, so this
+        // count cannot be raced by concurrent requests.
+        let count = u64::try_from(self.state.cells.len()).unwrap_or(u64::MAX);
+        if count >= self.max_cells {
+            let limit = self.max_cells;
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::Conflict(format!(
+                "Cell limit reached: a notebook may hold at most {limit} cells \
+                 (CELLS_PER_NOTEBOOK); delete a cell to add another"
+            ))))));
+        }
         let store = self.store.clone();
         let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
         let cell = NewCell {

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use crate::kernel::{
     ExecResult, Interrupter, Kernel, KernelConfig, KernelError, KernelEvent, Output,
+    GET_VALUES_TIMEOUT,
 };
+use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
 use super::messages::{ExecEvent, ExecEventKind, Finished};
@@ -76,6 +78,8 @@ pub struct ExecutorConfig {
     pub timeout: Duration,
     /// Sandbox and resource limits of the kernel.
     pub limits: crate::config::KernelLimits,
+    /// Which hosts SQL cells may connect to.
+    pub sql_hosts: Arc<HostPolicy>,
 }
 
 /// How often an unanswered interrupt is repeated.
@@ -376,6 +380,51 @@ impl Worker {
         }
     }
 
+    /// The kernel's values for a SQL cell's parameters, or how the cell ends instead. The read
+    /// has a time limit, since converting a value can run user code that never returns; a kernel
+    /// that had to be killed for it is replaced at once so the next run works.
+    async fn read_values(&mut self, names: &[String]) -> Result<Vec<Value>, Finished> {
+        let limit = GET_VALUES_TIMEOUT.min(self.config.timeout);
+        let kernel = self
+            .ensure_kernel()
+            .await
+            .map_err(|e| Finished::error(format!("Could not start the Python kernel: {e}")))?;
+        let result = kernel.get_values_within(names, limit).await;
+        let lost = match result {
+            Ok(values) => return Ok(values),
+            Err(KernelError::NameNotDefined(name)) => {
+                return Err(Finished::error(format!(
+                    "NameError: name '{name}' is not defined (run the cell that defines it first)"
+                )))
+            }
+            Err(KernelError::Interrupted) => return Err(Finished::interrupted()),
+            Err(KernelError::ValuesTimedOut {
+                secs,
+                killed: false,
+            }) => {
+                return Err(Finished::error(format!(
+                    "Reading the parameters' Python values took longer than {secs} s (converting a \
+                     value ran code that did not return, e.g. a __str__ or __int__ that loops); it \
+                     was interrupted and the query was not run"
+                )))
+            }
+            Err(KernelError::ValuesTimedOut { secs, killed: true }) => format!(
+                "Reading the parameters' Python values took longer than {secs} s and the kernel \
+                 did not stop when interrupted; it was killed and restarted, so all values are gone"
+            ),
+            Err(e) => format!(
+                "The kernel died while reading the parameters' values ({e}); a fresh kernel was \
+                 started and all values are gone"
+            ),
+        };
+        log::warn!("SQL parameters: {lost}");
+        self.drop_kernel().await;
+        if let Err(e) = self.ensure_kernel().await {
+            log::error!("kernel restart failed: {e}");
+        }
+        Err(Finished::died(lost))
+    }
+
     async fn run_sql(
         &mut self,
         code: &str,
@@ -389,20 +438,9 @@ impl Worker {
         let values: Vec<Value> = if names.is_empty() {
             Vec::new()
         } else {
-            let kernel = match self.ensure_kernel().await {
-                Ok(kernel) => kernel,
-                Err(e) => {
-                    return Finished::error(format!("Could not start the Python kernel: {e}"))
-                }
-            };
-            match kernel.get_values(&names).await {
+            match self.read_values(&names).await {
                 Ok(values) => values,
-                Err(KernelError::NameNotDefined(name)) => {
-                    return Finished::error(format!(
-                    "NameError: name '{name}' is not defined (run the cell that defines it first)"
-                ))
-                }
-                Err(e) => return Finished::error(format!("Could not read parameters: {e}")),
+                Err(finished) => return finished,
             }
         };
         let canceller = SqlCanceller::default();
@@ -416,6 +454,7 @@ impl Worker {
             values: &values,
             timeout: self.config.timeout,
             max_rows: 1000,
+            hosts: &self.config.sql_hosts,
         };
         let outcome = run_sql(request, &canceller).await;
         if let Ok(mut targets) = self.targets.lock() {

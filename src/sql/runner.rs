@@ -23,6 +23,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{CancelToken, Client, Config, NoTls, Statement};
 
 use super::conn_string::mask_password;
+use super::destination::{resolve_and_pin, DestinationError};
+use super::host_policy::HostPolicy;
 use super::params::{convert_value, infer_type, PgParam};
 use super::render::{render_value, RawValue};
 
@@ -44,6 +46,8 @@ pub struct SqlRequest<'a> {
     pub timeout: Duration,
     /// Maximum number of rows kept in the output table.
     pub max_rows: usize,
+    /// Which hosts the connection may reach (`SQL_ALLOWED_HOSTS` / `SQL_DENIED_HOSTS`).
+    pub hosts: &'a HostPolicy,
 }
 
 impl std::fmt::Debug for SqlRequest<'_> {
@@ -55,6 +59,7 @@ impl std::fmt::Debug for SqlRequest<'_> {
             .field("values", &self.values)
             .field("timeout", &self.timeout)
             .field("max_rows", &self.max_rows)
+            .field("hosts", &self.hosts)
             .finish()
     }
 }
@@ -82,6 +87,9 @@ pub enum SqlError {
     /// The database could not be reached or refused the connection.
     #[error("Could not connect to the database: {0}")]
     Connect(String),
+    /// The server's host policy refuses the connection string's host.
+    #[error("Connection refused by the server's policy: {0}")]
+    Refused(String),
     /// A Python value could not be used for a placeholder.
     #[error("Parameter {{{name}}}: {reason}")]
     Param {
@@ -557,6 +565,14 @@ async fn connect(ctx: &Ctx<'_>) -> Result<Client, SqlError> {
     if tls_wanted || config.get_ssl_mode() == SslMode::Require {
         return Err(tls_unsupported());
     }
+    // Every host is resolved and checked once, and the connection goes to exactly the checked
+    // addresses, so a changing DNS answer cannot lead it to a refused one.
+    config = resolve_and_pin(ctx.req.hosts, &config, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            DestinationError::Refused(r) => SqlError::Refused(r.to_string()),
+            other => SqlError::Connect(ctx.scrub(&other.to_string())),
+        })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -719,6 +735,7 @@ mod tests {
             values: &[],
             timeout: Duration::from_secs(1),
             max_rows: 1,
+            hosts: &HostPolicy::default(),
         };
         assert_send(&run_sql(req, &canceller));
         canceller.cancel();

@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on a fresh database (SQLite or PostgreSQL).
 #![allow(dead_code)]
 
+pub mod cells;
 pub mod tokens;
 pub mod ws;
 
@@ -88,6 +89,14 @@ impl TestDb {
         config
     }
 
+    /// [`TestDb::config`] letting SQL cells reach the test PostgreSQL on the loopback
+    /// (`SQL_ALLOWED_HOSTS=127.0.0.1`), which the server refuses by default.
+    pub fn config_with_local_sql(&self) -> Config {
+        let mut config = self.config();
+        allow_local_sql(&mut config);
+        config
+    }
+
     pub async fn cleanup(self) {
         if let Some(name) = &self.pg_name {
             drop_pg_database(name).await;
@@ -95,9 +104,16 @@ impl TestDb {
     }
 }
 
+/// Lets SQL cells reach 127.0.0.1, where the test PostgreSQL listens.
+pub fn allow_local_sql(config: &mut Config) {
+    config.sql_hosts.allowed = vec!["127.0.0.1".into()];
+}
+
 /// A running server plus an HTTP client.
 pub struct TestServer {
     pub db: TestDb,
+    /// The settings it was started with (a restart uses them again).
+    pub config: Config,
     pub server: Option<RunningServer>,
     pub base: String,
     pub http: reqwest::Client,
@@ -110,11 +126,19 @@ impl TestServer {
         Self::start_with(db, config).await
     }
 
+    /// A server whose SQL cells may reach the test PostgreSQL on 127.0.0.1.
+    pub async fn start_local_sql(backend: Backend) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let config = db.config_with_local_sql();
+        Self::start_with(db, config).await
+    }
+
     pub async fn start_with(db: TestDb, config: Config) -> TestServer {
-        let server = server::start(config).await.expect("server starts");
+        let server = server::start(config.clone()).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         TestServer {
             db,
+            config,
             server: Some(server),
             base,
             http: reqwest::Client::new(),
@@ -128,10 +152,10 @@ impl TestServer {
         }
     }
 
-    /// Starts a new server on the same database.
+    /// Starts a new server on the same database with the same settings.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let server = server::start(self.db.config())
+        let server = server::start(self.config.clone())
             .await
             .expect("server restarts");
         self.base = format!("http://{}", server.addr);
