@@ -45,6 +45,22 @@ async fn readiness_reports_a_lost_database() {
     s.finish().await;
 }
 
+/// Host pids of live processes whose working directory is `dir`.
+fn pids_working_in(dir: &std::path::Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            (cwd == dir && !stat.contains(") Z ")).then_some(pid)
+        })
+        .collect()
+}
+
 #[actix_web::test]
 async fn idle_rooms_stop_with_their_kernels() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -66,6 +82,11 @@ async fn idle_rooms_stop_with_their_kernels() {
         .and_then(|v| v["output"]["data"].as_str())
         .and_then(|d| d.parse().ok())
         .expect("the kernel's pid");
+    // That pid is the kernel's inside its PID namespace; on the host, find its processes by
+    // their working directory.
+    let work_dir = s.db.data_dir.join("kernels").join(&nb);
+    let host_pids = pids_working_in(&work_dir);
+    assert!(!host_pids.is_empty(), "kernel processes in {work_dir:?}");
     let rooms = &s.server.as_ref().expect("running").rooms;
     assert_eq!(rooms.len().await, 1);
     // An open tab keeps the room (and kernel) alive.
@@ -77,11 +98,13 @@ async fn idle_rooms_stop_with_their_kernels() {
         assert!(Instant::now() < deadline, "the idle room never stopped");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The kernel process is gone too (kill(pid, 0) fails once it is reaped).
+    // The kernel's processes are gone too.
     let deadline = Instant::now() + Duration::from_secs(10);
-    // SAFETY: signal 0 only checks for existence.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        assert!(Instant::now() < deadline, "kernel {pid} still alive");
+    while !pids_working_in(&work_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "kernel {host_pids:?} still alive"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Opening the notebook again starts a fresh room; outputs are still there.
