@@ -84,7 +84,11 @@ fn probe_namespaces() -> Result<(), String> {
     let root = running_as_root();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let identity = Identity::new(if root { 65534 } else { uid }, gid.max(1), root);
+    let identity = if root {
+        Identity::new(65534, 65534, true)
+    } else {
+        Identity::new(uid, gid, false)
+    };
     let mut cmd = std::process::Command::new("true");
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
