@@ -18,6 +18,7 @@
 
 mod process;
 mod protocol;
+mod reader;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -170,7 +171,7 @@ impl Kernel {
             cfg.memory_mb
         );
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(process::read_messages(sp.msg_rx, tx, pid));
+        tokio::spawn(reader::read_messages(sp.msg_rx, tx, pid));
         let stderr_tail: StderrTail = Arc::default();
         let stderr_task = sp
             .stderr
