@@ -372,7 +372,7 @@ async fn html_repr_display_and_size_limit() {
     assert_eq!(o.mime_type, "text/plain");
     let notice = o.data.as_str().unwrap();
     assert!(
-        notice.contains("too large") && notice.contains("MB"),
+        notice.contains("too large") && notice.contains("8 MiB per output"),
         "{notice}"
     );
     k.shutdown().await;

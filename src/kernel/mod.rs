@@ -7,6 +7,9 @@
 //!   as stream messages, so anything user code, C extensions or subprocesses write can
 //!   never corrupt the protocol. The child's original stderr goes to the server log.
 //! - EOF on fd 4 means the kernel died; it is then reaped and the exit status reported.
+//! - fd 4 is reachable by cell code, so the server trusts nothing on it: `reader.rs` kills a
+//!   kernel that breaks the protocol, and `caps.rs` limits what one cell's outputs and
+//!   stream text may amount to, dropping the rest as it arrives.
 //! - `memory_mb` is applied as `RLIMIT_DATA`, not `RLIMIT_AS`: `RLIMIT_AS` counts address
 //!   space that is only reserved (glibc's 64 MB per-thread malloc arenas, OpenBLAS buffers,
 //!   mapped shared libraries), so numpy/pandas imports can fail even at 2 GB on many-core
@@ -16,9 +19,11 @@
 //!   it; interrupts and kills address the group, including user subprocesses) and gets
 //!   `PR_SET_PDEATHSIG(SIGKILL)` so it dies with the server.
 
+mod caps;
 mod process;
 mod protocol;
 pub mod sandbox;
+mod reader;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,6 +37,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::KernelLimits;
+pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
+
+use caps::CellBudget;
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 
@@ -107,7 +115,8 @@ pub enum ExecResult {
     Error(String),
     /// Stopped by an interrupt (KeyboardInterrupt).
     Interrupted,
-    /// The kernel process died; the reason names the exit code or signal.
+    /// The kernel process died or was killed; the reason, a phrase starting with "kernel",
+    /// names the exit code, the signal or the protocol violation.
     Died(String),
 }
 
@@ -164,6 +173,19 @@ impl Interrupter {
         // SAFETY: plain syscall on our own unreaped child's process group.
         unsafe { libc::kill(-pid, libc::SIGINT) == 0 }
     }
+
+    /// SIGKILL the kernel's whole process group, unless it is already being reaped.
+    pub(crate) fn kill(&self) -> bool {
+        let Ok(alive) = self.alive.lock() else {
+            return false;
+        };
+        if !*alive {
+            return false;
+        }
+        // Holding the lock keeps the kernel unreaped, so its pgid cannot have been reused.
+        process::kill_group(self.pid);
+        true
+    }
 }
 
 /// A running Python kernel process.
@@ -193,8 +215,13 @@ impl Kernel {
             cfg.work_dir.display(),
             cfg.memory_mb
         );
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(process::read_messages(sp.msg_rx, tx, pid));
+        let alive = Arc::new(Mutex::new(true));
+        let killer = Interrupter {
+            pid,
+            alive: alive.clone(),
+        };
+        let (tx, rx) = reader::queue();
+        tokio::spawn(reader::read_messages(sp.msg_rx, tx, pid, killer));
         let stderr_tail: StderrTail = Arc::default();
         let stderr_task = sp
             .stderr
@@ -206,7 +233,7 @@ impl Kernel {
             msgs: rx,
             next_id: 0,
             dead: None,
-            alive: Arc::new(Mutex::new(true)),
+            alive,
             memory_mb: cfg.memory_mb,
             stderr_tail,
             stderr_task,
@@ -226,11 +253,19 @@ impl Kernel {
                 return Ok(kernel);
             }
             Ok(Ok(other)) => {
-                let r = format!("unexpected first message {other:?}");
-                kernel.die(Some(r)).await
+                log::debug!("kernel {pid}: first message {other:?}");
+                let r =
+                    "kernel broke the protocol (its first message was not `ready`) and was killed";
+                kernel.die(Some(r.into())).await
             }
             Ok(Err(reason)) => reason,
-            Err(_) => kernel.die(Some("timed out waiting for ready".into())).await,
+            Err(_) => {
+                let r = format!(
+                    "kernel did not report ready within {} s",
+                    READY_TIMEOUT.as_secs()
+                );
+                kernel.die(Some(r)).await
+            }
         };
         // Let the stderr logger catch the interpreter's last words for the error message.
         if let Some(task) = kernel.stderr_task.take() {
@@ -250,6 +285,9 @@ impl Kernel {
 
     /// Run one cell. Before running, delete `forget` names from the kernel namespace.
     /// Events stream to `events` as they happen; returns when the cell finished.
+    ///
+    /// Outputs and stream text past the caps in [`caps`] are dropped as they arrive; if any
+    /// were, one `text/plain` marker output saying what was dropped is the last event.
     pub async fn execute(
         &mut self,
         code: &str,
@@ -263,37 +301,52 @@ impl Kernel {
         if let Err(reason) = self.send(&Command::Execute { id, code, forget }).await {
             return ExecResult::Died(reason);
         }
-        loop {
-            match self.next().await {
-                Ok(DriverMsg::Stream {
+        let mut budget = CellBudget::default();
+        // A dropped receiver just means nobody is watching; keep running.
+        let result = loop {
+            let (msg, line_bytes) = match self.next_sized().await {
+                Ok(sized) => sized,
+                Err(reason) => break ExecResult::Died(reason),
+            };
+            match msg {
+                DriverMsg::Stream {
                     id: Some(i),
                     name,
                     text,
-                }) if i == id => {
-                    // A dropped receiver just means nobody is watching; keep running.
-                    let _ = events.send(KernelEvent::Stream { name, text });
+                } if i == id => {
+                    if let Some(text) = budget.admit_stream(text) {
+                        let _ = events.send(KernelEvent::Stream { name, text });
+                    }
                 }
-                Ok(DriverMsg::Output {
+                DriverMsg::Output {
                     id: Some(i),
                     output,
-                }) if i == id => {
-                    let _ = events.send(KernelEvent::Output(output));
+                } if i == id => {
+                    if let Some(output) = budget.admit_output(output, line_bytes) {
+                        let _ = events.send(KernelEvent::Output(output));
+                    }
                 }
-                Ok(DriverMsg::Done {
+                DriverMsg::Dropped { id: Some(i), bytes } if i == id => {
+                    budget.note_dropped_by_kernel(bytes.unwrap_or(0))
+                }
+                DriverMsg::Done {
                     id: Some(i),
                     status,
                     error,
-                }) if i == id => {
-                    return match status {
+                } if i == id => {
+                    break match status {
                         DoneStatus::Ok => ExecResult::Ok,
                         DoneStatus::Interrupted => ExecResult::Interrupted,
                         DoneStatus::Error => ExecResult::Error(self.annotate_error(error)),
                     };
                 }
-                Ok(other) => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),
-                Err(reason) => return ExecResult::Died(reason),
+                other => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),
             }
+        };
+        if let Some(marker) = budget.marker() {
+            let _ = events.send(KernelEvent::Output(marker));
         }
+        result
     }
 
     /// Delete names from the kernel's globals, ignoring missing ones.
@@ -459,7 +512,7 @@ impl Kernel {
     async fn send(&mut self, cmd: &Command<'_>) -> Result<(), String> {
         let line = match cmd.to_line() {
             Ok(l) => l,
-            Err(e) => return Err(format!("cannot encode command: {e}")),
+            Err(e) => return Err(format!("kernel command could not be encoded: {e}")),
         };
         let res = match self.cmd_tx.as_mut() {
             Some(tx) => tx.write_all(&line).await,
@@ -474,14 +527,24 @@ impl Kernel {
         }
     }
 
-    /// Next driver message; on EOF or garbage the kernel is reaped and the reason returned.
+    /// Next driver message; on EOF or a protocol violation the kernel is reaped and the
+    /// reason returned.
     async fn next(&mut self) -> Result<DriverMsg, String> {
+        self.next_sized().await.map(|(msg, _)| msg)
+    }
+
+    /// [`Kernel::next`], with the length of the line that carried the message.
+    async fn next_sized(&mut self) -> Result<(DriverMsg, usize), String> {
         if let Some(reason) = &self.dead {
             return Err(reason.clone());
         }
         match self.msgs.recv().await {
-            Some(Incoming::Msg(m)) => Ok(m),
-            Some(Incoming::Closed(proto)) => Err(self.die(proto).await),
+            // Dropping the permit gives the message's bytes back to the reader's budget.
+            Some(Incoming::Msg(m, line_bytes, _permit)) => Ok((m, line_bytes)),
+            Some(Incoming::Closed(proto)) => {
+                let why = proto.map(|p| format!("kernel broke the protocol ({p}) and was killed"));
+                Err(self.die(why).await)
+            }
             None => Err(self.die(None).await),
         }
     }
@@ -492,8 +555,9 @@ impl Kernel {
         }
     }
 
-    /// Reap a kernel whose pipe closed (or that misbehaved) and describe why it died.
-    async fn die(&mut self, protocol_error: Option<String>) -> String {
+    /// Reap a kernel whose pipe closed and describe why it died; with `killed_because`, kill
+    /// it without waiting (it misbehaved) and report that reason.
+    async fn die(&mut self, killed_because: Option<String>) -> String {
         if let Some(reason) = &self.dead {
             return reason.clone();
         }
@@ -503,11 +567,11 @@ impl Kernel {
         let reason = match self.child.take() {
             None => "kernel is dead".to_string(),
             Some(mut child) => {
-                let exited = protocol_error.is_none() && wait_exited(pid, EXIT_GRACE).await;
+                let exited = killed_because.is_none() && wait_exited(pid, EXIT_GRACE).await;
                 process::kill_group(pid);
                 let status = child.wait().await;
-                match (protocol_error, status) {
-                    (Some(p), _) => format!("kernel died ({p})"),
+                match (killed_because, status) {
+                    (Some(why), _) => why,
                     (None, Ok(st)) if exited => process::describe_exit(st, self.memory_mb),
                     (None, Ok(_)) => "kernel died (closed its protocol pipe)".to_string(),
                     (None, Err(e)) => format!("kernel died (wait failed: {e})"),

@@ -6,12 +6,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, OnceLock};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStderr, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::protocol::{DriverMsg, Incoming, MAX_LINE_BYTES};
 use super::sandbox::{self, Prepared};
 use super::{KernelConfig, KernelError};
 
@@ -240,47 +239,6 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
         stderr,
         sandbox: guard,
     })
-}
-
-/// Read protocol lines, forwarding parsed messages; ends with exactly one `Closed`.
-pub(crate) async fn read_messages(rx: pipe::Receiver, tx: mpsc::Sender<Incoming>, pid: u32) {
-    let mut reader = BufReader::with_capacity(64 * 1024, rx);
-    let mut buf = Vec::new();
-    let end = loop {
-        buf.clear();
-        match (&mut reader)
-            .take(MAX_LINE_BYTES)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
-            Ok(0) => break None,
-            Ok(_) if !buf.ends_with(b"\n") => {
-                if buf.len() as u64 >= MAX_LINE_BYTES {
-                    log::error!("kernel {pid}: protocol line longer than {MAX_LINE_BYTES} bytes");
-                    break Some("protocol message too long".to_string());
-                }
-                // Partial line then EOF: the child died mid-write.
-                break None;
-            }
-            Ok(_) => match serde_json::from_slice::<DriverMsg>(&buf) {
-                Ok(msg) => {
-                    if tx.send(Incoming::Msg(msg)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let preview: String = String::from_utf8_lossy(&buf).chars().take(200).collect();
-                    log::error!("kernel {pid}: malformed protocol message ({e}): {preview}");
-                    break Some(format!("malformed protocol message: {e}"));
-                }
-            },
-            Err(e) => {
-                log::error!("kernel {pid}: error reading protocol pipe: {e}");
-                break Some(format!("protocol read error: {e}"));
-            }
-        }
-    };
-    let _ = tx.send(Incoming::Closed(end)).await;
 }
 
 /// Log the child's real stderr (driver diagnostics, crash dumps) and keep its tail.

@@ -1,12 +1,9 @@
 //! Wire format between the server and `driver.py`: one JSON object per line.
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Output;
-
-/// Longest accepted message line; anything longer is treated as a protocol failure
-/// (outputs are capped at 8 MB by the driver, so this leaves ample slack).
-pub(crate) const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A command sent to the driver on its fd 3.
 #[derive(Serialize, Debug)]
@@ -63,6 +60,11 @@ pub(crate) enum DriverMsg {
         id: Option<u64>,
         output: Output,
     },
+    /// The driver dropped an output over its own size cap instead of sending it.
+    Dropped {
+        id: Option<u64>,
+        bytes: Option<u64>,
+    },
     Done {
         id: Option<u64>,
         status: DoneStatus,
@@ -84,8 +86,10 @@ pub(crate) enum DriverMsg {
 /// What the reader task hands to the kernel: a message, or why the stream ended.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    Msg(DriverMsg),
-    /// The pipe closed (`None`) or carried garbage (`Some(reason)`).
+    /// A message and the length of the line that carried it, holding its share of the
+    /// reader's byte budget until it is taken.
+    Msg(DriverMsg, usize, OwnedSemaphorePermit),
+    /// The pipe closed (`None`) or broke the protocol (`Some(reason)`).
     Closed(Option<String>),
 }
 

@@ -513,12 +513,13 @@ impl Handler<ExecEvent> for NotebookRoom {
         let cell_id = event.cell_id;
         match event.kind {
             ExecEventKind::Stream { name: _, text } => {
+                // Sessions get exactly what the cell keeps, so a live view matches a re-fetch.
                 let appended = self
                     .state
                     .cell_mut(&cell_id)
-                    .is_some_and(|cell| cell.append_stdout(&text));
-                if appended {
-                    self.broadcast(json!({"type": "cell_stdout", "cellId": cell_id, "data": text}));
+                    .and_then(|cell| cell.append_stdout(&text));
+                if let Some(data) = appended {
+                    self.broadcast(json!({"type": "cell_stdout", "cellId": cell_id, "data": data}));
                 }
             }
             ExecEventKind::Output(output) => self.add_output(&cell_id, output),

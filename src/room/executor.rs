@@ -298,6 +298,8 @@ impl Worker {
             Ok(kernel) => kernel,
             Err(e) => return Finished::error(format!("Could not start the Python kernel: {e}")),
         };
+        // The kernel already dropped whatever is past the output caps, so at most one cell's
+        // worth of events can wait here.
         let (tx, mut rx) = mpsc::unbounded_channel::<KernelEvent>();
         let forward_cell = cell_id.to_string();
         let forwarder = tokio::spawn(async move {
@@ -306,11 +308,18 @@ impl Worker {
                     KernelEvent::Stream { name, text } => ExecEventKind::Stream { name, text },
                     KernelEvent::Output(output) => ExecEventKind::Output(output_json(output)),
                 };
-                events.do_send(ExecEvent {
+                let event = ExecEvent {
                     token,
                     cell_id: forward_cell.clone(),
                     kind,
-                });
+                };
+                // One at a time, each handled before the next is sent: the room handles every
+                // message waiting in its mailbox in one poll, so a burst of up to 32 MiB of
+                // outputs queued with `do_send` would land in the sessions' outboxes (16 MiB)
+                // before any session could write a byte, and cut them all off (1013).
+                if events.send(event).await.is_err() {
+                    break;
+                }
             }
         });
         // Timeout: SIGINT first; if the cell ignores it, kill the process.
@@ -368,7 +377,8 @@ impl Worker {
                         timeout.as_secs()
                     )
                 } else {
-                    format!("The kernel died ({reason}); a fresh kernel was started and all values are gone")
+                    // `reason` reads "kernel died (...)" or "kernel broke the protocol (...)".
+                    format!("The {reason}; a fresh kernel was started and all values are gone")
                 };
                 log::warn!("kernel crashed: {reason}");
                 self.drop_kernel().await;

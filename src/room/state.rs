@@ -11,7 +11,12 @@ use crate::notebook::{Cell, CellStatus, CellType};
 use crate::sql::conn_string;
 
 /// Most stdout/stderr kept per cell; a cell printing forever must not exhaust memory.
-pub const MAX_STDOUT_BYTES: usize = 1024 * 1024;
+/// The kernel side already drops stream text past this cap (plus one byte, so the cut
+/// shows); here the text is cut exactly and marked.
+pub const MAX_STDOUT_BYTES: usize = crate::kernel::MAX_STREAM_BYTES;
+
+/// Appended once to a cell's stdout when it is cut at [`MAX_STDOUT_BYTES`].
+pub const STDOUT_TRUNCATED: &str = "\n[output truncated: more than 1 MiB]\n";
 
 /// One cell with its last run's results and its analysed names.
 #[derive(Debug, Clone)]
@@ -61,24 +66,25 @@ impl LiveCell {
         self.code = code;
     }
 
-    /// Appends output text, keeping at most [`MAX_STDOUT_BYTES`].
-    pub fn append_stdout(&mut self, text: &str) -> bool {
-        if self.stdout.len() >= MAX_STDOUT_BYTES {
-            return false;
+    /// Appends output text, keeping at most [`MAX_STDOUT_BYTES`] (then a truncation notice).
+    /// Returns what was appended, for the broadcast, or `None` once the cell is past the cap.
+    pub fn append_stdout(&mut self, text: &str) -> Option<String> {
+        // Past the cap means cut and marked already (the notice is longer than a char).
+        if self.stdout.len() > MAX_STDOUT_BYTES || text.is_empty() {
+            return None;
         }
         let room = MAX_STDOUT_BYTES - self.stdout.len();
         if text.len() <= room {
             self.stdout.push_str(text);
-        } else {
-            let mut cut = room;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.stdout.push_str(&text[..cut]);
-            self.stdout
-                .push_str("\n[output truncated: more than 1 MiB]\n");
+            return Some(text.to_string());
         }
-        true
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let appended = format!("{}{STDOUT_TRUNCATED}", &text[..cut]);
+        self.stdout.push_str(&appended);
+        Some(appended)
     }
 
     /// Clears the results of the previous run.
