@@ -25,6 +25,17 @@ pub(crate) fn detect(explicit: Option<&Path>) -> Result<PathBuf, String> {
                     "the server's cgroup {own} is not delegated; set KERNEL_CGROUP to a writable cgroup v2 directory"
                 ));
             }
+            // Check before creating anything, so an unusable host is left untouched.
+            let root_controllers =
+                fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+            for needed in ["memory", "pids"] {
+                if !root_controllers.split_whitespace().any(|c| c == needed) {
+                    return Err(format!(
+                        "the {needed} controller is not available in {}",
+                        mount.display()
+                    ));
+                }
+            }
             mount.join("reactive-notebook")
         }
     };

@@ -33,6 +33,11 @@ pub(crate) fn host_abi() -> i32 {
     i32::try_from(v).unwrap_or(0).max(0)
 }
 
+/// The Landlock ABI the sandbox uses: the host's, capped at the newest this server knows.
+pub(crate) fn effective_abi_version() -> i32 {
+    host_abi().min(TARGET_ABI as i32)
+}
+
 fn effective_abi() -> ABI {
     ABI::from(host_abi().min(TARGET_ABI as i32))
 }

@@ -208,7 +208,10 @@ pub fn report(limits: &KernelLimits) -> SandboxReport {
         active.push("unprivileged-uid".into());
     }
     if host.landlock_abi > 0 {
-        active.push(format!("landlock-abi-{}", host.landlock_abi));
+        active.push(format!(
+            "landlock-abi-{}",
+            fs_access::effective_abi_version()
+        ));
     } else {
         missing.push("landlock: not supported by this kernel".into());
     }
