@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup-python.sh
 ./scripts/setup-browser.sh
+# Wheels for the managed-environment tests, downloaded once; they provision offline from it.
+PYTHON_WHEELS_DIR="$(./scripts/fetch-wheels.sh)"
+export PYTHON_WHEELS_DIR
 export PYTHON="$PWD/.venv/bin/python"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"

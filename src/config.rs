@@ -158,8 +158,13 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Token verification settings.
     pub auth: AuthSettings,
-    /// Python interpreter for kernels.
+    /// Python interpreter for kernels; with `managed_python`, the host interpreter the managed
+    /// virtualenv is created from and kernels' fallback if provisioning fails.
     pub python: String,
+    /// `PYTHON` is unset: the server provisions its own virtualenv under `DATA_DIR/python/`.
+    pub managed_python: bool,
+    /// Install the managed environment offline from wheels in this directory (`PYTHON_WHEELS_DIR`).
+    pub python_wheels_dir: Option<PathBuf>,
     /// Per-cell execution limit in seconds.
     pub kernel_timeout_secs: u64,
     /// Kernel memory limit in MiB (0 = none).
@@ -203,6 +208,8 @@ impl Config {
                 ..AuthSettings::default()
             },
             python: "python3".into(),
+            managed_python: false,
+            python_wheels_dir: None,
             kernel_timeout_secs: 300,
             kernel_memory_mb: 2048,
             kernel_limits: KernelLimits::default(),
@@ -260,9 +267,12 @@ pub struct Settings {
     /// Clerk publishable key for the web UI.
     #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
     pub clerk_publishable_key: Option<String>,
-    /// Python interpreter for kernels.
-    #[arg(long, env = "PYTHON", default_value = "python3")]
-    pub python: String,
+    /// Python interpreter for kernels; unset = a virtualenv the server provisions in DATA_DIR/python.
+    #[arg(long, env = "PYTHON")]
+    pub python: Option<String>,
+    /// Install the managed environment offline from the wheels in this directory.
+    #[arg(long, env = "PYTHON_WHEELS_DIR")]
+    pub python_wheels_dir: Option<PathBuf>,
     /// Per-cell execution limit in seconds.
     #[arg(long, env = "KERNEL_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_timeout_secs: u64,
@@ -421,7 +431,11 @@ impl Settings {
             name: "CLERK_API_URL",
             reason: format!("not a valid URL ({e})"),
         })?;
-        config.python = self.python;
+        match non_empty(self.python) {
+            Some(python) => config.python = python,
+            None => config.managed_python = true,
+        }
+        config.python_wheels_dir = self.python_wheels_dir;
         config.kernel_timeout_secs = self.kernel_timeout_secs;
         config.kernel_memory_mb = self.kernel_memory_mb;
         if let Some(cpus) = self.kernel_cpus {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod kernel;
 pub mod notebook;
+pub mod pyenv;
 pub mod room;
 pub mod server;
 pub mod sql;

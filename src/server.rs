@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::data_dir;
 use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
+use crate::pyenv::Environment;
 use crate::room::RoomRegistry;
 use crate::sql::host_policy::HostPolicy;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Live notebook rooms.
     pub rooms: RoomRegistry,
+    /// The kernels' Python environment.
+    pub environment: Environment,
 }
 
 /// Why the server could not start.
@@ -113,12 +116,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let verifier = Arc::new(Verifier::from_settings(&config.auth, &config.data_dir, http).await?);
     crate::kernel::sandbox::log_report(&config.kernel_limits);
     let config = Arc::new(config);
+    // Provisioning runs in the background; the server answers meanwhile.
+    let environment = Environment::start(&config);
     let store = Store::new(db);
-    let rooms = RoomRegistry::new(store.clone(), config.clone());
+    let rooms = RoomRegistry::new(store.clone(), config.clone(), environment.clone());
     let state = web::Data::new(AppState {
         store,
         config: config.clone(),
         rooms: rooms.clone(),
+        environment,
     });
     let verifier_data = web::Data::from(verifier.clone());
 

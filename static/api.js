@@ -45,6 +45,8 @@ const cell = (id, cellId) => `${nb(id)}/cells/${encodeURIComponent(cellId)}`;
 
 export const api = {
   config: () => request("GET", "/api/config"),
+  environment: () => request("GET", "/api/environment"),
+  retryEnvironment: () => request("POST", "/api/environment/retry"),
   listNotebooks: () => request("GET", "/api/notebooks"),
   createNotebook: (name) => request("POST", "/api/notebooks", name ? { name } : {}),
   getNotebook: (id) => request("GET", nb(id)),

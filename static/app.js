@@ -8,6 +8,7 @@ import { Sidebar } from "./sidebar.js";
 import { ChatPanel } from "./chat.js";
 import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
+import { EnvironmentBanner } from "./environment.js";
 
 let current = null; // NotebookController
 let chat = null;
@@ -86,6 +87,7 @@ async function startApp(config) {
   $("#boot").hidden = true;
   $("#app").hidden = false;
   wireTopBar(config);
+  new EnvironmentBanner($("#env-banner")).start();
   let notebooks = [];
   try {
     notebooks = await sidebar.refresh();

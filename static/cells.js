@@ -141,9 +141,11 @@ export class CellView {
     this.setError(cell.error);
   }
 
-  setStatus(status) {
+  setStatus(status, reason) {
     const previous = this.el.dataset.status;
     this.el.dataset.status = status || "idle";
+    // Why a cell waits (e.g. the Python environment is still being set up).
+    this.statusReason = status === "queued" ? reason || "" : "";
     if (status === "running" && previous !== "running") {
       this.runStartedAt = performance.now();
       clearInterval(this.tick);
@@ -163,14 +165,16 @@ export class CellView {
   renderStatus() {
     const status = this.el.dataset.status;
     let text = status;
-    if (status === "running" && this.runStartedAt !== null) {
+    if (status === "queued" && this.statusReason) {
+      text += " · waiting for the Python environment";
+    } else if (status === "running" && this.runStartedAt !== null) {
       text += ` ${formatSeconds(performance.now() - this.runStartedAt)}`;
     } else if ((status === "success" || status === "error") && this.lastDuration >= 100) {
       text += ` · ${formatSeconds(this.lastDuration)}`;
     }
     this.statusEl.textContent = text;
     this.statusEl.className = `status ${status}`;
-    this.statusEl.title = `Status: ${status}`;
+    this.statusEl.title = this.statusReason ? `Status: ${status} (${this.statusReason})` : `Status: ${status}`;
   }
 
   setNames(reads, writes) {

@@ -163,7 +163,7 @@ export class NotebookController {
     const view = msg.cellId ? this.views.get(msg.cellId) : null;
     switch (msg.type) {
       case "cell_status":
-        view?.setStatus(msg.status);
+        view?.setStatus(msg.status, msg.reason);
         if (view && msg.status === "running") view.clearResults();
         break;
       case "cell_stdout":

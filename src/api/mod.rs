@@ -5,6 +5,7 @@ pub mod body;
 pub mod cells;
 pub mod chat;
 pub mod client_config;
+pub mod environment;
 pub mod execution;
 pub mod health;
 pub mod notebooks;
@@ -21,6 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(health::health)
         .service(health::ready)
         .service(client_config::client_config)
+        .service(environment::status)
+        .service(environment::retry)
         .service(notebooks::create)
         .service(notebooks::list)
         .service(notebooks::get)

@@ -77,7 +77,7 @@ impl NotebookRoom {
         config: &Config,
     ) -> NotebookRoom {
         let exec_config = ExecutorConfig {
-            python: config.python.clone(),
+            environment: registry.environment().clone(),
             work_dir: config.data_dir.join("kernels").join(&notebook.id),
             memory_mb: config.kernel_memory_mb,
             timeout: Duration::from_secs(config.kernel_timeout_secs),
@@ -523,6 +523,16 @@ impl Handler<ExecEvent> for NotebookRoom {
                 }
             }
             ExecEventKind::Output(output) => self.add_output(&cell_id, output),
+            ExecEventKind::Waiting(Some(reason)) => {
+                if let Some(cell) = self.state.cell_mut(&cell_id) {
+                    cell.status = CellStatus::Queued;
+                }
+                self.broadcast(json!({
+                    "type": "cell_status", "cellId": cell_id, "status": CellStatus::Queued,
+                    "reason": reason,
+                }));
+            }
+            ExecEventKind::Waiting(None) => self.set_status(&cell_id, CellStatus::Running),
             ExecEventKind::Finished(finished) => self.handle_finished(&cell_id, finished, ctx),
         }
     }

@@ -68,8 +68,8 @@ pub enum Job {
 /// Limits and settings for a notebook's executor.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
-    /// Python interpreter.
-    pub python: String,
+    /// The Python environment kernels run (awaited while it is provisioned).
+    pub environment: crate::pyenv::Environment,
     /// Kernel working directory.
     pub work_dir: PathBuf,
     /// Kernel memory limit (MiB, 0 = none).
@@ -81,6 +81,10 @@ pub struct ExecutorConfig {
     /// Which hosts SQL cells may connect to.
     pub sql_hosts: Arc<HostPolicy>,
 }
+
+/// Why a cell is `queued` while the managed Python environment is provisioned.
+const WAITING_FOR_ENVIRONMENT: &str =
+    "waiting for the Python environment to finish provisioning (see GET /api/environment)";
 
 /// How often an unanswered interrupt is repeated.
 const INTERRUPT_RETRY: Duration = Duration::from_millis(100);
@@ -187,7 +191,10 @@ impl Worker {
                             code,
                             conn_string,
                             placeholders,
-                        } => self.run_sql(&code, conn_string, &placeholders).await,
+                        } => {
+                            self.run_sql(token, &cell_id, &code, conn_string, &placeholders)
+                                .await
+                        }
                     };
                     self.emit(token, &cell_id, ExecEventKind::Finished(finished));
                 }
@@ -267,7 +274,7 @@ impl Worker {
                 ));
             }
             let config = KernelConfig {
-                python: self.config.python.clone(),
+                python: self.config.environment.python().await,
                 work_dir: self.config.work_dir.clone(),
                 memory_mb: self.config.memory_mb,
                 extra_env: Vec::new(),
@@ -290,10 +297,44 @@ impl Worker {
         self.kernel.as_mut().ok_or(KernelError::Dead)
     }
 
+    /// Waits, shown as `queued` with the reason, while the Python environment is provisioned
+    /// and this cell would need a new kernel; false if the run was interrupted meanwhile.
+    async fn wait_for_python(&mut self, token: u64, cell_id: &str) -> bool {
+        if self.kernel.is_some() || self.config.environment.python_now().is_some() {
+            return true;
+        }
+        self.emit(
+            token,
+            cell_id,
+            ExecEventKind::Waiting(Some(WAITING_FOR_ENVIRONMENT.into())),
+        );
+        let ready = self.config.environment.python();
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                _ = &mut ready => break,
+                _ = tokio::time::sleep(INTERRUPT_RETRY) => {
+                    let interrupted = self
+                        .targets
+                        .lock()
+                        .is_ok_and(|t| t.interrupted_token == Some(token));
+                    if interrupted {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.emit(token, cell_id, ExecEventKind::Waiting(None));
+        true
+    }
+
     async fn run_python(&mut self, token: u64, cell_id: &str, code: &str) -> Finished {
         let timeout = self.config.timeout;
         let events = self.events.clone();
         let targets_check = self.targets.clone();
+        if !self.wait_for_python(token, cell_id).await {
+            return Finished::interrupted();
+        }
         let kernel = match self.ensure_kernel().await {
             Ok(kernel) => kernel,
             Err(e) => return Finished::error(format!("Could not start the Python kernel: {e}")),
@@ -437,6 +478,8 @@ impl Worker {
 
     async fn run_sql(
         &mut self,
+        token: u64,
+        cell_id: &str,
         code: &str,
         conn_string: Option<String>,
         placeholders: &[(Range<usize>, String)],
@@ -448,6 +491,9 @@ impl Worker {
         let values: Vec<Value> = if names.is_empty() {
             Vec::new()
         } else {
+            if !self.wait_for_python(token, cell_id).await {
+                return Finished::interrupted();
+            }
             match self.read_values(&names).await {
                 Ok(values) => values,
                 Err(finished) => return finished,

@@ -82,6 +82,9 @@ pub enum ExecEventKind {
     },
     /// A rich output.
     Output(Value),
+    /// The cell waits before it can run (`Some(reason)`, shown as `queued`), or stopped
+    /// waiting and runs now (`None`).
+    Waiting(Option<String>),
     /// The cell finished.
     Finished(Finished),
 }

@@ -10,6 +10,7 @@ use super::quota::KernelQuota;
 use crate::config::Config;
 use crate::db::store::Store;
 use crate::error::ApiError;
+use crate::pyenv::Environment;
 
 struct Entry {
     owner: String,
@@ -23,18 +24,25 @@ pub struct RoomRegistry {
     store: Store,
     config: Arc<Config>,
     quota: KernelQuota,
+    environment: Environment,
 }
 
 impl RoomRegistry {
     /// An empty registry.
-    pub fn new(store: Store, config: Arc<Config>) -> RoomRegistry {
+    pub fn new(store: Store, config: Arc<Config>, environment: Environment) -> RoomRegistry {
         let quota = KernelQuota::new(config.quotas.kernels_per_user, config.quotas.max_kernels);
         RoomRegistry {
             rooms: Arc::default(),
             store,
             config,
             quota,
+            environment,
         }
+    }
+
+    /// The kernels' Python environment.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
     }
 
     /// The kernel quota ledger shared by every room.
