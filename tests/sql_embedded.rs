@@ -127,6 +127,41 @@ both_backends!(
                 .contains("no_such_frame"),
             "{n:#}"
         );
+
+        // Interrupt stops a long embedded query; the kernel and its values survive.
+        let slow = s
+            .new_cell(
+                U,
+                &nb,
+                "sql",
+                "SELECT count(*) FROM range(1000000000000) a, range(1000) b",
+            )
+            .await;
+        run(&s, &nb, &slow).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = s.notebook(U, &nb).await;
+            if cell(&n, &slow)["status"] == "running" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the query never started: {n:#}");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.post(&format!("/api/notebooks/{nb}/interrupt"), U, json!({}))
+            .await;
+        let n = settle(&s, &nb).await;
+        assert_eq!(cell(&n, &slow)["status"], "error", "{n:#}");
+        assert!(
+            cell(&n, &slow)["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Interrupted"),
+            "{n:#}"
+        );
+        run(&s, &nb, &query).await;
+        let n = settle(&s, &nb).await;
+        assert_eq!(cell(&n, &query)["status"], "success", "{n:#}");
         s.finish().await;
     }
 );

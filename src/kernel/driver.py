@@ -665,34 +665,62 @@ def _rows_table(columns, rows):
     return {"mime_type": "application/json", "data": data, "metadata": {}}
 
 
+def _query(con, code, params, box):
+    """Runs in a worker thread: execute and fetch, leaving the value or the error in box."""
+    try:
+        # The query runs in a frame whose globals are the notebook's, so DuckDB's replacement
+        # scan (which looks at the calling frame only) finds the notebook's DataFrames by name
+        # and never the driver's own variables; parameters are bound, never spliced in.
+        scope = {"_rn_con": con, "_rn_sql": code, "_rn_params": params}
+        eval("_rn_con.execute(_rn_sql, _rn_params)", G, scope)
+        if con.description is None:
+            box["columns"] = None
+        else:
+            box["columns"] = [d[0] for d in con.description]
+            box["value"] = con.df() if _have_pandas() else con.fetchall()
+    except BaseException as e:
+        box["error"] = e
+
+
 def _run_sql(code, names, result_name):
     con = _duck_connection()
     for n in names:
         if n not in G:
             raise _SqlError("NameError: name '%s' is not defined (run the cell that defines it first)" % n)
-    # The query runs in a frame whose globals are the notebook's, so DuckDB's replacement scan
-    # (which looks at the calling frame only) finds the notebook's DataFrames by name and never
-    # the driver's own variables; parameters are bound, never spliced into the text.
-    scope = {"_rn_con": con, "_rn_sql": code, "_rn_params": [G[n] for n in names]}
-    try:
-        eval("_rn_con.execute(_rn_sql, _rn_params)", G, scope)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:
+    params = [G[n] for n in names]
+    # DuckDB stops a query cleanly only through con.interrupt(); a KeyboardInterrupt raised
+    # inside it leaves the engine unable to run the next query. So the query runs in a worker
+    # thread and this (main) thread turns SIGINT into an interrupt of the connection.
+    box = {}
+    worker = threading.Thread(target=_query, args=(con, code, params, box), daemon=True)
+    worker.start()
+    interrupted = False
+    while worker.is_alive():
+        try:
+            worker.join(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            try:
+                con.interrupt()
+            except Exception:
+                pass
+    if interrupted:
+        raise KeyboardInterrupt
+    e = box.get("error")
+    if e is not None:
         if type(e).__module__.startswith("duckdb") or type(e).__module__ == "_duckdb":
             raise _SqlError("%s: %s" % (type(e).__name__, e))
-        raise
-    if con.description is None:
+        raise e
+    columns = box.get("columns")
+    if columns is None:
         value, out = None, None
+    elif _have_pandas():
+        value = box["value"]
+        out = _table(value)
     else:
-        columns = [d[0] for d in con.description]
-        if _have_pandas():
-            value = con.df()
-            out = _table(value)
-        else:
-            rows = con.fetchall()
-            value = [dict(zip(columns, r)) for r in rows]
-            out = _rows_table(columns, rows)
+        rows = box["value"]
+        value = [dict(zip(columns, r)) for r in rows]
+        out = _rows_table(columns, rows)
     if result_name:
         G[result_name] = value
     if out is not None:
