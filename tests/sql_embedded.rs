@@ -368,3 +368,24 @@ both_backends!(
         common::drop_pg_database(&db_name).await;
     }
 );
+
+#[actix_web::test]
+async fn embedded_sql_without_duckdb_is_a_clear_error() {
+    let s = TestServer::start(common::Backend::Sqlite).await;
+    let nb = s.new_notebook(U, "no duck").await;
+    // A None entry in sys.modules makes `import duckdb` fail, as in a Python without it.
+    let hide = s
+        .new_cell(U, &nb, "python", "import sys\nsys.modules['duckdb'] = None")
+        .await;
+    let query = s.new_cell(U, &nb, "sql", "SELECT 1").await;
+    run(&s, &nb, &hide).await;
+    let n = settle(&s, &nb).await;
+    assert_eq!(cell(&n, &hide)["status"], "success", "{n:#}");
+    run(&s, &nb, &query).await;
+    let n = settle(&s, &nb).await;
+    assert_eq!(cell(&n, &query)["status"], "error", "{n:#}");
+    let error = cell(&n, &query)["error"].as_str().unwrap_or("");
+    assert!(error.contains("duckdb"), "{n:#}");
+    assert!(error.contains("no database connection"), "{n:#}");
+    s.finish().await;
+}
