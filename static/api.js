@@ -62,6 +62,8 @@ export const api = {
     }),
   updateCell: (id, cellId, code, expectedRevision) =>
     request("PUT", cell(id, cellId), { code, expected_revision: expectedRevision }),
+  setResultName: (id, cellId, resultName) =>
+    request("PUT", cell(id, cellId), { result_name: resultName }),
   deleteCell: (id, cellId) => request("DELETE", cell(id, cellId)),
   runCell: (id, cellId) => request("POST", `${cell(id, cellId)}/run`),
   interrupt: (id) => request("POST", `${nb(id)}/interrupt`),

@@ -10,7 +10,7 @@ import { renderOutput, stripAnsi } from "./outputs.js";
 export class CellView {
   /**
    * actions: { run(id, {advance}), add(id, type, where), remove(id), edited(id, text),
-   *            saveNow(id), focusSibling(id, delta), help() }
+   *            saveNow(id), focusSibling(id, delta), renameResult(id, name), help() }
    */
   constructor(cell, actions) {
     this.id = cell.id;
@@ -32,6 +32,30 @@ export class CellView {
     this.statusEl = h("span.status", { role: "status", "aria-live": "polite" });
     this.namesEl = h("span.names");
     this.saveEl = h("span.save-state", { "aria-live": "polite" });
+    // SQL cells bind their result to a Python name; committed on Enter or blur.
+    this.resultNameEl = null;
+    if (this.type === "sql") {
+      const commit = () => {
+        const name = this.resultNameEl.value.trim();
+        if (name && name !== (this.cell?.result_name || "")) a.renameResult(id, name);
+        else this.resultNameEl.value = this.cell?.result_name || "";
+      };
+      this.resultNameEl = h("input.result-name", {
+        type: "text",
+        size: 8,
+        spellcheck: false,
+        "aria-label": "Python name of the query result",
+        title: "The query's result is bound to this Python name",
+        onchange: commit,
+        onkeydown: (ev) => {
+          if (ev.key === "Enter") {
+            ev.preventDefault();
+            ev.stopPropagation();
+            this.resultNameEl.blur(); // fires change, which commits
+          }
+        },
+      });
+    }
     this.aboveBtn = btn(`Add a Python cell above`, "+Py↑", () => a.add(id, "python", "above"));
     this.aboveSqlBtn = btn(`Add an SQL cell above`, "+SQL↑", () => a.add(id, "sql", "above"));
     this.toolbar = h(
@@ -58,6 +82,7 @@ export class CellView {
         {},
         h(`span.badge.${this.type}`, {}, this.type === "sql" ? "SQL" : "PY"),
         this.statusEl,
+        this.resultNameEl && h("label.result-name-label", {}, "→ ", this.resultNameEl),
         this.namesEl,
         this.saveEl,
         this.toolbar,
@@ -128,6 +153,9 @@ export class CellView {
   update(cell, { code = false } = {}) {
     this.cell = cell;
     if (code) this.editor.setText(cell.code || "");
+    if (this.resultNameEl && document.activeElement !== this.resultNameEl) {
+      this.resultNameEl.value = cell.result_name || "";
+    }
     this.setStatus(cell.status);
     this.setNames(cell.reads || [], cell.writes || []);
     this.stdoutEl.textContent = "";

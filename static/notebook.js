@@ -126,6 +126,7 @@ export class NotebookController {
       remove: (id) => this.deleteCell(id),
       edited: (id, text) => this.edited(id, text),
       saveNow: (id) => this.saves.get(id)?.debounced.flush(),
+      renameResult: (id, name) => this.renameResult(id, name),
       focusSibling: (id, delta) => this.focusSibling(id, delta, false),
     });
   }
@@ -402,6 +403,17 @@ export class NotebookController {
       }
     } catch (err) {
       toast(`Could not add a cell: ${err.message}`, "error");
+    }
+  }
+
+  /** Renames a SQL cell's result; an invalid name is refused by the server (422). */
+  async renameResult(id, name) {
+    try {
+      await api.setResultName(this.id, id, name);
+      if (!this.conn?.live) await this.load();
+    } catch (err) {
+      toast(`Could not rename the result: ${err.message}`, "error");
+      await this.load();
     }
   }
 

@@ -237,10 +237,24 @@ fn names(code: &str) -> Vec<String> {
 
 #[test]
 fn sql_placeholders_are_reads() {
-    let got = analyze_sql("SELECT * FROM t WHERE a = {x} AND b = {y} AND c = {x}");
+    let got = analyze_sql("SELECT * FROM s.t WHERE a = {x} AND b = {y} AND c = {x}");
     assert_eq!(got.writes, Vec::<String>::new());
     assert_eq!(got.reads, vec!["x", "y"]);
     assert_eq!(got.syntax_error, None);
+}
+
+#[test]
+fn sql_table_names_are_reads() {
+    // FROM/JOIN tables that are single identifiers may be DataFrames; CTEs, qualified names
+    // and table functions are not.
+    let got = analyze_sql(
+        "WITH w AS (SELECT * FROM df) \
+         SELECT * FROM w JOIN cities c ON w.k = c.k, s.t, read_csv('x') WHERE a = {x}",
+    );
+    assert_eq!(got.reads, vec!["cities", "df", "x"]);
+    // SQL the parser cannot read: only the placeholders.
+    let got = analyze_sql("SELEC * FRM df WHERE a = {x}");
+    assert_eq!(got.reads, vec!["x"]);
 }
 
 #[test]

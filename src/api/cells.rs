@@ -8,6 +8,7 @@ use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::notebook::cell::validate_result_name;
 use crate::notebook::CellType;
 use crate::room::messages::{
     CreateCell as CreateMsg, DeleteCell as DeleteMsg, UpdateCell as UpdateMsg,
@@ -32,7 +33,8 @@ fn default_type() -> String {
 /// Body of `PUT /api/notebooks/{id}/cells/{cell_id}`.
 #[derive(Deserialize)]
 pub struct UpdateCell {
-    code: String,
+    code: Option<String>,
+    result_name: Option<String>,
     expected_revision: Option<i64>,
 }
 
@@ -70,7 +72,8 @@ pub async fn create(
     Ok(HttpResponse::Ok().json(json!({ "cell_id": cell_id })))
 }
 
-/// Replaces a cell's code (409 when it changed after `expected_revision`).
+/// Replaces a cell's code and/or a SQL cell's result name (409 when it changed after
+/// `expected_revision`; 422 for an invalid result name).
 #[put("/api/notebooks/{id}/cells/{cell_id}")]
 pub async fn update(
     user: AuthUser,
@@ -80,12 +83,21 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
     let body = body.0;
+    if body.code.is_none() && body.result_name.is_none() {
+        return Err(ApiError::Unprocessable(
+            "give code and/or result_name".into(),
+        ));
+    }
+    if let Some(name) = &body.result_name {
+        validate_result_name(name).map_err(ApiError::Unprocessable)?;
+    }
     let room = state.rooms.open(&user.user_id, &notebook_id).await?;
     let revision = ask(
         &room,
         UpdateMsg {
             cell_id,
             code: body.code,
+            result_name: body.result_name,
             expected_revision: body.expected_revision,
         },
     )

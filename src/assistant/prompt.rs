@@ -23,10 +23,13 @@ re-runs all of its descendants, in dependency order. A cell whose upstream faile
 Cycles are errors too. To change a definition, update the cell that owns it instead of adding \
 another.
 - The value of a Python cell's last expression is shown as its output.
-- SQL cells run against the notebook's PostgreSQL database (when one is configured). \
+- SQL cells run against the notebook's PostgreSQL database when one is configured, otherwise \
+on DuckDB in the kernel, where the notebook's DataFrames are tables by name \
+(`SELECT city, avg(temp) FROM df GROUP BY city`). \
 `{name}` in SQL binds the Python value `name` as a query parameter (never string \
 interpolation), e.g. `SELECT * FROM t WHERE id = {user_id}`; the SQL cell then depends on the \
-cell defining `user_id`.
+cell defining `user_id`. A SQL cell's result is bound to its `result_name` (shown in the \
+notebook state, e.g. `df_1`) as a pandas DataFrame that Python cells can read.
 
 How to work:
 - Creating or updating a cell does not run it; call run_cell and read its result.
@@ -46,7 +49,7 @@ pub fn system_prompt(snapshot: &Value) -> String {
         if has_db {
             "configured"
         } else {
-            "not configured (SQL cells will fail until the user sets one)"
+            "not configured (SQL cells run on the embedded DuckDB engine)"
         }
     ));
     let cells = snapshot

@@ -211,7 +211,8 @@ impl Toolbox {
                     &self.room().await?,
                     UpdateCell {
                         cell_id: cell_id.clone(),
-                        code,
+                        code: Some(code),
+                        result_name: None,
                         expected_revision: None,
                     },
                 )

@@ -34,6 +34,8 @@ pub struct CellRow {
     pub outputs: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The Python name a SQL cell's result is bound to (None for Python cells).
+    pub result_name: Option<String>,
 }
 
 /// A row of `users`.

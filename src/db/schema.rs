@@ -33,6 +33,7 @@ diesel::table! {
         outputs -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        result_name -> Nullable<Text>,
     }
 }
 

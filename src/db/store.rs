@@ -57,6 +57,17 @@ pub struct NewCell {
     pub cell_type: String,
     /// Its code.
     pub code: String,
+    /// The Python name a SQL cell's result is bound to (None for Python cells).
+    pub result_name: Option<String>,
+}
+
+/// What a cell update changes; `None` keeps the current value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CellEdit<'a> {
+    /// New code.
+    pub code: Option<&'a str>,
+    /// New result name (SQL cells).
+    pub result_name: Option<&'a str>,
 }
 
 /// Typed access to the notebook store.
@@ -425,15 +436,16 @@ impl Store {
         })
     }
 
-    /// Replaces a cell's code. With `expected_revision`, refuses (Conflict) when the cell's code
-    /// changed after that notebook revision, so edits to other cells never conflict.
+    /// Replaces a cell's code and/or its result name (a missing one is kept). With
+    /// `expected_revision`, refuses (Conflict) when the cell changed after that notebook
+    /// revision, so edits to other cells never conflict.
     /// Returns the updated row and the notebook's new revision.
-    pub async fn update_cell_code(
+    pub async fn update_cell(
         &self,
         owner: &str,
         notebook_id: &str,
         cell_id: &str,
-        code: &str,
+        edit: CellEdit<'_>,
         expected_revision: Option<i64>,
     ) -> Result<(CellRow, i64), StoreError> {
         let mut conn = self.db.get().await?;
@@ -450,9 +462,12 @@ impl Store {
                         }
                     }
                     let revision = bump_revision!(c, notebook_id)?;
+                    let code = edit.code.unwrap_or(&row.code);
+                    let result_name = edit.result_name.or(row.result_name.as_deref());
                     diesel::update(cells::table.find(cell_id))
                         .set((
                             cells::code.eq(code),
+                            cells::result_name.eq(result_name),
                             cells::code_revision.eq(revision),
                             cells::updated_at.eq(now()),
                         ))
@@ -544,6 +559,7 @@ fn cell_rows(
             outputs: "[]".into(),
             created_at: at,
             updated_at: at,
+            result_name: cell.result_name,
         })
         .collect()
 }

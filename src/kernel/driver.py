@@ -616,6 +616,155 @@ def do_get_values(req):
         send({"type": "values", "id": rid, "values": values})
 
 
+# ---------------------------------------------------------------- SQL on the embedded engine
+
+_duck = {}
+
+
+class _SqlError(Exception):
+    """An error whose message is the whole report (no traceback of driver frames)."""
+
+
+def _duck_connection():
+    con = _duck.get("con")
+    if con is None:
+        try:
+            import duckdb
+        except ImportError as e:
+            raise _SqlError(
+                "This notebook has no database connection, so SQL cells run on the embedded "
+                "DuckDB engine in the kernel, but the kernel's Python cannot import duckdb "
+                "(%s). Install it into that environment (pip install duckdb) or set a "
+                "PostgreSQL connection for the notebook." % (e,)
+            )
+        con = _duck["con"] = duckdb.connect(":memory:")
+    return con
+
+
+def _have_pandas():
+    try:
+        import pandas  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _rows_table(columns, rows):
+    """The table output for plain rows (no pandas)."""
+    data = {
+        "type": "table",
+        "columns": [str(c) for c in columns],
+        "rows": [[_cell(x) for x in r] for r in rows[:MAX_ROWS]],
+    }
+    if len(rows) > MAX_ROWS:
+        data["truncated"] = "showing %d of %d rows" % (MAX_ROWS, len(rows))
+    return {"mime_type": "application/json", "data": data, "metadata": {}}
+
+
+def _query(con, code, params, box):
+    """Runs in a worker thread: execute and fetch, leaving the value or the error in box."""
+    try:
+        # The query runs in a frame whose globals are the notebook's, so DuckDB's replacement
+        # scan (which looks at the calling frame only) finds the notebook's DataFrames by name
+        # and never the driver's own variables; parameters are bound, never spliced in.
+        scope = {"_rn_con": con, "_rn_sql": code, "_rn_params": params}
+        eval("_rn_con.execute(_rn_sql, _rn_params)", G, scope)
+        if con.description is None:
+            box["columns"] = None
+        else:
+            box["columns"] = [d[0] for d in con.description]
+            box["value"] = con.df() if _have_pandas() else con.fetchall()
+    except BaseException as e:
+        box["error"] = e
+
+
+def _run_sql(code, names, result_name):
+    con = _duck_connection()
+    for n in names:
+        if n not in G:
+            raise _SqlError("NameError: name '%s' is not defined (run the cell that defines it first)" % n)
+    params = [G[n] for n in names]
+    # DuckDB stops a query cleanly only through con.interrupt(); a KeyboardInterrupt raised
+    # inside it leaves the engine unable to run the next query. So the query runs in a worker
+    # thread and this (main) thread turns SIGINT into an interrupt of the connection.
+    box = {}
+    worker = threading.Thread(target=_query, args=(con, code, params, box), daemon=True)
+    worker.start()
+    interrupted = False
+    while worker.is_alive():
+        try:
+            worker.join(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            try:
+                con.interrupt()
+            except Exception:
+                pass
+    if interrupted:
+        raise KeyboardInterrupt
+    e = box.get("error")
+    if e is not None:
+        if type(e).__module__.startswith("duckdb") or type(e).__module__ == "_duckdb":
+            raise _SqlError("%s: %s" % (type(e).__name__, e))
+        raise e
+    columns = box.get("columns")
+    if columns is None:
+        value, out = None, None
+    elif _have_pandas():
+        value = box["value"]
+        out = _table(value)
+    else:
+        rows = box["value"]
+        value = [dict(zip(columns, r)) for r in rows]
+        out = _rows_table(columns, rows)
+    if result_name:
+        G[result_name] = value
+    if out is not None:
+        emit_output(out)
+
+
+def do_sql(req):
+    STATE.current_id = req.get("id")
+    status, error = "ok", None
+    STATE.in_user = True
+    try:
+        _run_sql(req.get("code", ""), req.get("names") or [], req.get("result_name"))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except _SqlError as e:
+        status, error = "error", str(e)
+    except BaseException as e:
+        status, error = "error", "".join(traceback.format_exception_only(type(e), e)).rstrip("\n")
+    finally:
+        STATE.in_user = False
+        STATE.pending_interrupt = False
+    try:
+        sync_streams()
+    except KeyboardInterrupt:
+        pass
+    send({"type": "done", "id": STATE.current_id, "status": status, "error": error})
+    STATE.current_id = None
+
+
+def do_bind_table(req):
+    rid = req.get("id")
+    status, error = "ok", None
+    try:
+        columns = [str(c) for c in req.get("columns") or []]
+        rows = req.get("rows") or []
+        if _have_pandas():
+            import pandas as pd
+
+            value = pd.DataFrame(rows, columns=columns)
+        else:
+            value = [dict(zip(columns, r)) for r in rows]
+        G[req["name"]] = value
+    except BaseException as e:
+        status, error = "error", "".join(traceback.format_exception_only(type(e), e)).rstrip("\n")
+    send({"type": "done", "id": rid, "status": status, "error": error})
+
+
 def do_forget(req):
     for name in req.get("names") or []:
         G.pop(name, None)
@@ -641,6 +790,10 @@ def main():
             do_get_values(req)
         elif op == "forget":
             do_forget(req)
+        elif op == "sql":
+            do_sql(req)
+        elif op == "bind_table":
+            do_bind_table(req)
         elif op == "shutdown":
             break
         else:

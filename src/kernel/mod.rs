@@ -301,6 +301,68 @@ impl Kernel {
         if let Err(reason) = self.send(&Command::Execute { id, code, forget }).await {
             return ExecResult::Died(reason);
         }
+        self.until_done(id, events).await
+    }
+
+    /// Run a SQL cell on the kernel's embedded DuckDB. `code` uses `$1..$n` placeholders whose
+    /// values are the kernel's values of `names` (bound, never spliced into the text); the
+    /// query sees the kernel's globals (DataFrames) as tables. The result table streams as an
+    /// output and is bound to `result_name`. A missing `duckdb` module is an error result.
+    pub async fn execute_sql(
+        &mut self,
+        code: &str,
+        names: &[String],
+        result_name: Option<&str>,
+        events: mpsc::UnboundedSender<KernelEvent>,
+    ) -> ExecResult {
+        if let Some(reason) = &self.dead {
+            return ExecResult::Died(reason.clone());
+        }
+        let id = self.new_id();
+        let cmd = Command::Sql {
+            id,
+            code,
+            names,
+            result_name,
+        };
+        if let Err(reason) = self.send(&cmd).await {
+            return ExecResult::Died(reason);
+        }
+        self.until_done(id, events).await
+    }
+
+    /// Binds a query result to `name` in the kernel: a pandas DataFrame with these columns and
+    /// rows when pandas is importable, else a list of dicts.
+    pub async fn bind_table(
+        &mut self,
+        name: &str,
+        columns: &serde_json::Value,
+        rows: &serde_json::Value,
+    ) -> ExecResult {
+        if let Some(reason) = &self.dead {
+            return ExecResult::Died(reason.clone());
+        }
+        let id = self.new_id();
+        let cmd = Command::BindTable {
+            id,
+            name,
+            columns,
+            rows,
+        };
+        if let Err(reason) = self.send(&cmd).await {
+            return ExecResult::Died(reason);
+        }
+        // Building a DataFrame prints nothing; any stray event has nowhere to go.
+        let (events, _) = mpsc::unbounded_channel();
+        self.until_done(id, events).await
+    }
+
+    /// Forwards the streams and outputs of command `id` until its `done`.
+    async fn until_done(
+        &mut self,
+        id: u64,
+        events: mpsc::UnboundedSender<KernelEvent>,
+    ) -> ExecResult {
         let mut budget = CellBudget::default();
         // A dropped receiver just means nobody is watching; keep running.
         let result = loop {

@@ -22,6 +22,20 @@ pub(crate) enum Command<'a> {
         id: u64,
         names: &'a [String],
     },
+    /// Run SQL on the kernel's embedded DuckDB; `names` are the values of `$1..$n`.
+    Sql {
+        id: u64,
+        code: &'a str,
+        names: &'a [String],
+        result_name: Option<&'a str>,
+    },
+    /// Bind a query result (columns, rows) to a name as a DataFrame (or list of dicts).
+    BindTable {
+        id: u64,
+        name: &'a str,
+        columns: &'a serde_json::Value,
+        rows: &'a serde_json::Value,
+    },
     Shutdown,
 }
 

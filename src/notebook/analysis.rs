@@ -28,6 +28,7 @@ use std::collections::{BTreeSet, HashSet};
 use tree_sitter::{Node, Parser};
 
 mod sql;
+mod sql_tables;
 
 pub use sql::{analyze_sql, sql_placeholders, sql_to_positional};
 
@@ -94,6 +95,11 @@ const MAX_DEPTH: usize = 600;
 
 fn is_builtin(name: &str) -> bool {
     BUILTINS.contains(&name)
+}
+
+/// Whether `name` is a Python keyword.
+pub fn is_keyword(name: &str) -> bool {
+    KEYWORDS.contains(&name)
 }
 
 fn is_private(name: &str) -> bool {

@@ -86,4 +86,32 @@ pub struct Cell {
     pub reads: Vec<String>,
     /// Names the cell defines.
     pub writes: Vec<String>,
+    /// The Python name a SQL cell's result is bound to (None for Python cells).
+    pub result_name: Option<String>,
+}
+
+/// Checks a SQL cell's result name: a Python identifier that is not a keyword; the error
+/// says what is wrong.
+pub fn validate_result_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    if !valid_start || !chars.all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(format!(
+            "result_name '{name}' is not a valid Python identifier (letters, digits and '_', \
+             not starting with a digit)"
+        ));
+    }
+    if crate::notebook::analysis::is_keyword(name) {
+        return Err(format!("result_name '{name}' is a Python keyword"));
+    }
+    Ok(())
+}
+
+/// The default result name for a new SQL cell: `df_<n>` with the smallest positive `n` that
+/// no name in `taken` uses.
+pub fn default_result_name<'a>(taken: impl Iterator<Item = &'a str> + Clone) -> String {
+    (1u64..)
+        .map(|n| format!("df_{n}"))
+        .find(|candidate| !taken.clone().any(|t| t == candidate))
+        .unwrap_or_else(|| "df".to_string())
 }

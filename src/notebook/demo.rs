@@ -38,6 +38,7 @@ pub fn demo_notebook(owner: &str) -> (NotebookRow, Vec<NewCell>) {
             id: uuid::Uuid::new_v4().to_string(),
             cell_type: cell_type.to_string(),
             code: code.to_string(),
+            result_name: (*cell_type == "sql").then(|| "df_1".to_string()),
         })
         .collect();
     (row, cells)

@@ -22,9 +22,10 @@ use super::state::{LiveCell, NotebookState};
 use super::Wake;
 use crate::config::Config;
 use crate::db::models::{CellRow, CellRunState, NotebookRow};
-use crate::db::store::{NewCell, Store};
+use crate::db::store::{CellEdit, NewCell, Store};
 use crate::error::ApiError;
 use crate::notebook::analysis::sql_placeholders;
+use crate::notebook::cell::default_result_name;
 use crate::notebook::{CellStatus, CellType};
 use crate::sql::host_policy::HostPolicy;
 
@@ -283,6 +284,7 @@ impl NotebookRoom {
                     code: cell.code.clone(),
                     conn_string: self.state.db_conn_string.clone(),
                     placeholders: sql_placeholders(&cell.code),
+                    result_name: cell.result_name.clone(),
                 },
             };
             if let Err(e) = self.claim_for_cell(&work, ctx) {
@@ -325,7 +327,13 @@ impl NotebookRoom {
     fn claim_for_cell(&mut self, work: &Work, ctx: &mut Context<Self>) -> Result<(), QuotaError> {
         let needed = match work {
             Work::Python { .. } => true,
-            Work::Sql { placeholders, .. } => !placeholders.is_empty(),
+            // Embedded SQL runs in the kernel; a database's result is bound in it.
+            Work::Sql {
+                placeholders,
+                conn_string,
+                result_name,
+                ..
+            } => !placeholders.is_empty() || conn_string.is_none() || result_name.is_some(),
         };
         if !needed || self.slot.is_some_and(|ticket| self.quota.holds(ticket)) {
             return Ok(());
@@ -719,10 +727,19 @@ impl Handler<CreateCell> for NotebookRoom {
         }
         let store = self.store.clone();
         let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        let result_name = (msg.cell_type == CellType::Sql).then(|| {
+            default_result_name(
+                self.state
+                    .cells
+                    .iter()
+                    .filter_map(|c| c.result_name.as_deref()),
+            )
+        });
         let cell = NewCell {
             id: uuid::Uuid::new_v4().to_string(),
             cell_type: msg.cell_type.as_str().to_string(),
             code: msg.code,
+            result_name,
         };
         let after = msg.after_cell_id;
         let before = msg.before_cell_id;
@@ -756,12 +773,26 @@ impl Handler<UpdateCell> for NotebookRoom {
 
     fn handle(&mut self, msg: UpdateCell, _: &mut Self::Context) -> Self::Result {
         self.touch();
+        if msg.result_name.is_some()
+            && self
+                .state
+                .cell(&msg.cell_id)
+                .is_some_and(|c| c.cell_type != CellType::Sql)
+        {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::Unprocessable(
+                "result_name applies to SQL cells only".into(),
+            )))));
+        }
         let store = self.store.clone();
         let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
         AtomicResponse::new(Box::pin(
             async move {
+                let edit = CellEdit {
+                    code: msg.code.as_deref(),
+                    result_name: msg.result_name.as_deref(),
+                };
                 store
-                    .update_cell_code(&owner, &id, &msg.cell_id, &msg.code, msg.expected_revision)
+                    .update_cell(&owner, &id, &msg.cell_id, edit, msg.expected_revision)
                     .await
                     .map_err(ApiError::from)
             }
@@ -775,7 +806,7 @@ impl Handler<UpdateCell> for NotebookRoom {
                     .map(|c| c.names.writes.clone())
                     .unwrap_or_default();
                 if let Some(cell) = room.state.cell_mut(&row.id) {
-                    cell.set_code(row.code.clone());
+                    cell.set_code(row.code.clone(), row.result_name.clone());
                 }
                 let stale = room.state.names_only_defined_by(&row.id, &old_writes);
                 room.forget(stale);

@@ -16,6 +16,7 @@ use crate::kernel::{
     ExecResult, Interrupter, Kernel, KernelConfig, KernelError, KernelEvent, Output,
     GET_VALUES_TIMEOUT,
 };
+use crate::notebook::analysis::sql_to_positional;
 use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
@@ -38,6 +39,19 @@ pub enum Work {
         conn_string: Option<String>,
         /// `{name}` placeholders (byte range, name).
         placeholders: Vec<(Range<usize>, String)>,
+        /// The Python name the result is bound to.
+        result_name: Option<String>,
+    },
+}
+
+/// What runs in the kernel under the cell's time limit and interrupts.
+enum KernelWork<'a> {
+    Python(&'a str),
+    /// Embedded SQL: `$n` text, the names bound to `$1..$n`, the result's name.
+    Sql {
+        code: &'a str,
+        names: &'a [String],
+        result_name: Option<&'a str>,
     },
 }
 
@@ -186,13 +200,38 @@ impl Worker {
                     work,
                 } => {
                     let finished = match work {
-                        Work::Python { code } => self.run_python(token, &cell_id, &code).await,
+                        Work::Python { code } => {
+                            self.run_in_kernel(token, &cell_id, KernelWork::Python(&code))
+                                .await
+                        }
                         Work::Sql {
                             code,
-                            conn_string,
-                            placeholders,
+                            conn_string: None,
+                            result_name,
+                            ..
                         } => {
-                            self.run_sql(token, &cell_id, &code, conn_string, &placeholders)
+                            let (positional, names) = sql_to_positional(&code);
+                            let work = KernelWork::Sql {
+                                code: &positional,
+                                names: &names,
+                                result_name: result_name.as_deref(),
+                            };
+                            self.run_in_kernel(token, &cell_id, work).await
+                        }
+                        Work::Sql {
+                            code,
+                            conn_string: Some(conn_string),
+                            placeholders,
+                            result_name,
+                        } => {
+                            self.run_sql(
+                                token,
+                                &cell_id,
+                                &code,
+                                conn_string,
+                                &placeholders,
+                                result_name.as_deref(),
+                            )
                                 .await
                         }
                     };
@@ -328,7 +367,9 @@ impl Worker {
         true
     }
 
-    async fn run_python(&mut self, token: u64, cell_id: &str, code: &str) -> Finished {
+    /// Runs Python code or embedded SQL in the kernel, with the cell's time limit, interrupts
+    /// and crash recovery.
+    async fn run_in_kernel(&mut self, token: u64, cell_id: &str, work: KernelWork<'_>) -> Finished {
         let timeout = self.config.timeout;
         let events = self.events.clone();
         let targets_check = self.targets.clone();
@@ -398,7 +439,14 @@ impl Worker {
             drop(tx);
             ExecResult::Interrupted
         } else {
-            kernel.execute(code, &[], tx).await
+            match work {
+                KernelWork::Python(code) => kernel.execute(code, &[], tx).await,
+                KernelWork::Sql {
+                    code,
+                    names,
+                    result_name,
+                } => kernel.execute_sql(code, names, result_name, tx).await,
+            }
         };
         let timed_out = started.elapsed() >= timeout;
         watchdog.abort();
@@ -481,12 +529,10 @@ impl Worker {
         token: u64,
         cell_id: &str,
         code: &str,
-        conn_string: Option<String>,
+        conn_string: String,
         placeholders: &[(Range<usize>, String)],
+        result_name: Option<&str>,
     ) -> Finished {
-        let Some(conn_string) = conn_string else {
-            return Finished::error(SqlError::NoConnection.to_string());
-        };
         let names = values_order(placeholders);
         let values: Vec<Value> = if names.is_empty() {
             Vec::new()
@@ -517,7 +563,10 @@ impl Worker {
             targets.sql = None;
         }
         match outcome {
-            Ok(SqlOutcome::Table(output)) => Finished::with_outputs(vec![output]),
+            Ok(SqlOutcome::Table(output)) => match result_name {
+                Some(name) => self.bind_result(name, output).await,
+                None => Finished::with_outputs(vec![output]),
+            },
             Ok(SqlOutcome::Affected { command, rows }) => Finished::with_outputs(vec![json!({
                 "mime_type": "text/plain",
                 "data": format!("{command}: {rows} row{} affected", if rows == 1 { "" } else { "s" }),
@@ -525,6 +574,44 @@ impl Worker {
             })]),
             Err(SqlError::Cancelled) => Finished::interrupted(),
             Err(e) => Finished::error(e.to_string()),
+        }
+    }
+}
+
+impl Worker {
+    /// Binds a database query's result table to `name` in the kernel, then shows it. Only the
+    /// rows the query returned (at most `max_rows`) are bound.
+    async fn bind_result(&mut self, name: &str, output: Value) -> Finished {
+        let null = Value::Null;
+        let data = output.get("data").unwrap_or(&null);
+        let columns = data.get("columns").unwrap_or(&null);
+        let rows = data.get("rows").unwrap_or(&null);
+        let kernel = match self.ensure_kernel().await {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                return Finished::error(format!(
+                    "The query ran, but its result could not be bound to '{name}': could not \
+                     start the Python kernel: {e}"
+                ))
+            }
+        };
+        match kernel.bind_table(name, columns, rows).await {
+            ExecResult::Ok => Finished::with_outputs(vec![output]),
+            ExecResult::Error(e) => Finished::error(format!(
+                "The query ran, but its result could not be bound to '{name}': {e}"
+            )),
+            ExecResult::Died(reason) => {
+                log::warn!("kernel died binding a SQL result: {reason}");
+                self.drop_kernel().await;
+                if let Err(e) = self.ensure_kernel().await {
+                    log::error!("kernel restart failed: {e}");
+                }
+                Finished::died(format!(
+                    "The query ran, but the kernel died binding its result to '{name}' \
+                     ({reason}); a fresh kernel was started and all values are gone"
+                ))
+            }
+            ExecResult::Interrupted => Finished::interrupted(),
         }
     }
 }

@@ -147,8 +147,10 @@ pub struct CreateCell {
 pub struct UpdateCell {
     /// The cell.
     pub cell_id: String,
-    /// New code.
-    pub code: String,
+    /// New code (None keeps it).
+    pub code: Option<String>,
+    /// New result name of a SQL cell (None keeps it); already validated.
+    pub result_name: Option<String>,
     /// Refuse if the cell changed after this revision.
     pub expected_revision: Option<i64>,
 }

@@ -35,6 +35,8 @@ pub struct LiveCell {
     pub outputs: Vec<Value>,
     /// The last run's error.
     pub error: Option<String>,
+    /// The Python name a SQL cell's result is bound to.
+    pub result_name: Option<String>,
     /// Analysed names.
     pub names: CellNames,
 }
@@ -50,7 +52,8 @@ impl LiveCell {
         LiveCell {
             id: row.id.clone(),
             cell_type,
-            names: analyze(cell_type, &row.code),
+            names: analyze(cell_type, &row.code, row.result_name.as_deref()),
+            result_name: row.result_name.clone(),
             code: row.code.clone(),
             // A fresh room has a fresh kernel: no cell's values exist yet, whatever ran before.
             status: CellStatus::Idle,
@@ -60,10 +63,11 @@ impl LiveCell {
         }
     }
 
-    /// Replaces the code and re-analyses it.
-    pub fn set_code(&mut self, code: String) {
-        self.names = analyze(self.cell_type, &code);
+    /// Replaces the code and result name and re-analyses them.
+    pub fn set_code(&mut self, code: String, result_name: Option<String>) {
+        self.names = analyze(self.cell_type, &code, result_name.as_deref());
         self.code = code;
+        self.result_name = result_name;
     }
 
     /// Appends output text, keeping at most [`MAX_STDOUT_BYTES`] (then a truncation notice).
@@ -95,11 +99,21 @@ impl LiveCell {
     }
 }
 
-/// Analyses a cell's code.
-pub fn analyze(cell_type: CellType, code: &str) -> CellNames {
+/// Analyses a cell's code; a SQL cell also defines its result name.
+pub fn analyze(cell_type: CellType, code: &str, result_name: Option<&str>) -> CellNames {
     match cell_type {
         CellType::Python => analyze_python(code),
-        CellType::Sql => analyze_sql(code),
+        CellType::Sql => {
+            let mut names = analyze_sql(code);
+            if names.syntax_error.is_none() {
+                if let Some(own) = result_name {
+                    // A query over its own previous result does not depend on itself.
+                    names.reads.retain(|r| r != own);
+                    names.writes = vec![own.to_string()];
+                }
+            }
+            names
+        }
     }
 }
 
@@ -202,6 +216,7 @@ impl NotebookState {
             error,
             reads: cell.names.reads.clone(),
             writes: cell.names.writes.clone(),
+            result_name: cell.result_name.clone(),
         }
     }
 

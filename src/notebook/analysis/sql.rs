@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
+use super::sql_tables::table_reads;
 use super::{is_private, line_col, CellNames, KEYWORDS};
 
 /// One significant piece of SQL text found outside literals and comments.
@@ -233,7 +234,9 @@ pub fn sql_to_positional(code: &str) -> (String, Vec<String>) {
     (out, names)
 }
 
-/// Compute the names a SQL cell reads (its placeholders); SQL cells write nothing.
+/// Compute the names a SQL cell reads: its placeholders and the single-identifier tables it
+/// reads (which may be DataFrames). What it writes (its `result_name`) is the cell's, not the
+/// code's, so the caller adds it.
 pub fn analyze_sql(code: &str) -> CellNames {
     let scanned = scan(code);
     if let Some((at, what)) = scanned.unterminated {
@@ -242,7 +245,7 @@ pub fn analyze_sql(code: &str) -> CellNames {
             "syntax error at line {line}, column {col}: unterminated {what}"
         ));
     }
-    let reads: BTreeSet<String> = scanned
+    let mut reads: BTreeSet<String> = scanned
         .pieces
         .into_iter()
         .filter_map(|p| match p {
@@ -250,6 +253,12 @@ pub fn analyze_sql(code: &str) -> CellNames {
             _ => None,
         })
         .collect();
+    let (positional, _) = sql_to_positional(code);
+    reads.extend(
+        table_reads(&positional)
+            .into_iter()
+            .filter(|t| !is_private(t)),
+    );
     CellNames {
         writes: Vec::new(),
         reads: reads.into_iter().collect(),
