@@ -22,8 +22,8 @@
 mod caps;
 mod process;
 mod protocol;
-pub mod sandbox;
 mod reader;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -232,7 +232,7 @@ impl Worker {
                                 &placeholders,
                                 result_name.as_deref(),
                             )
-                                .await
+                            .await
                         }
                     };
                     self.emit(token, &cell_id, ExecEventKind::Finished(finished));
