@@ -16,7 +16,7 @@ const DEMO_CELLS: &[(&str, &str)] = &[
     ),
     (
         "sql",
-        "-- Set a PostgreSQL connection for this notebook to run SQL cells.\nSELECT n, n * n AS square\nFROM generate_series(1, {x}) AS n",
+        "-- Without a database this runs on DuckDB in the kernel, over the DataFrame `df`;\n-- {x} is a bound parameter. The result is the DataFrame `df_1`.\nSELECT n, value, value * {x} AS scaled\nFROM df\nWHERE n >= 2",
     ),
 ];
 
