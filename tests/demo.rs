@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer};
+use common::TestServer;
 use serde_json::{json, Value};
 
 const U: &str = "user_demo";
