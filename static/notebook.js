@@ -32,7 +32,7 @@ export class NotebookController {
     this.focusWhenCreated = null;
     this.container = $("#cells");
     this.container.replaceChildren();
-    this.refetchSoon = debounce(() => this.load(), 300);
+    this.refetchSoon = debounce(() => this.refresh(), 300);
     this.conn = null;
   }
 
@@ -45,7 +45,7 @@ export class NotebookController {
         if (state !== "live") this.startPollingIfBusy();
       },
       // (Re)joined: broadcasts may have been missed while we were away.
-      onReady: () => this.load(),
+      onReady: () => this.refresh(),
       onFatal: (msg) => this.hooks.onFatal?.(msg),
     });
   }
@@ -84,6 +84,15 @@ export class NotebookController {
       for (const msg of pending) this.onBroadcast(msg);
     })();
     return this.loading;
+  }
+
+  /** A background re-fetch nobody awaits: a failure (the notebook was just deleted, the
+   * server is restarting) is left to the next broadcast, poll or reconnect instead of
+   * surfacing as an unhandled rejection. */
+  refresh() {
+    this.load().catch((err) => {
+      if (!this.closed) console.warn("re-fetch failed:", err.message);
+    });
   }
 
   apply(nb) {
@@ -156,7 +165,7 @@ export class NotebookController {
       if (msg.seq !== this.seq + 1) {
         // A gap: something was missed. The snapshot is the truth.
         this.buffer.push(msg);
-        this.load();
+        this.refresh();
         return;
       }
     }
