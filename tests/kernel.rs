@@ -13,6 +13,10 @@ use reactive_notebook::kernel::{
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+#[path = "common/procs.rs"]
+mod procs;
+use procs::host_pids_with_arg;
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
@@ -58,22 +62,6 @@ fn require(modules: &[&str]) {
         "{modules:?} must be importable by {} (run scripts/setup-python.sh and set PYTHON)",
         python()
     );
-}
-
-/// Host pids of live (non-zombie) processes with `arg` on their command line.
-fn host_pids_with_arg(arg: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if !stat.contains(") Z ") && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 async fn run(k: &mut Kernel, code: &str) -> (ExecResult, Vec<KernelEvent>) {

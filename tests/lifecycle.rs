@@ -5,6 +5,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::procs::host_pids_in;
 use common::tokens::token_for;
 use common::ws::{Frame, WsClient};
 use common::{Backend, TestDb, TestServer};
@@ -45,22 +46,6 @@ async fn readiness_reports_a_lost_database() {
     s.finish().await;
 }
 
-/// Host pids of live processes whose working directory is `dir`.
-fn pids_working_in(dir: &std::path::Path) -> Vec<u32> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            (cwd == dir && !stat.contains(") Z ")).then_some(pid)
-        })
-        .collect()
-}
-
 #[actix_web::test]
 async fn idle_rooms_stop_with_their_kernels() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -85,7 +70,7 @@ async fn idle_rooms_stop_with_their_kernels() {
     // That pid is the kernel's inside its PID namespace; on the host, find its processes by
     // their working directory.
     let work_dir = s.db.data_dir.join("kernels").join(&nb);
-    let host_pids = pids_working_in(&work_dir);
+    let host_pids = host_pids_in(&work_dir);
     assert!(!host_pids.is_empty(), "kernel processes in {work_dir:?}");
     let rooms = &s.server.as_ref().expect("running").rooms;
     assert_eq!(rooms.len().await, 1);
@@ -100,7 +85,7 @@ async fn idle_rooms_stop_with_their_kernels() {
     }
     // The kernel's processes are gone too.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !pids_working_in(&work_dir).is_empty() {
+    while !host_pids_in(&work_dir).is_empty() {
         assert!(
             Instant::now() < deadline,
             "kernel {host_pids:?} still alive"

@@ -6,9 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::procs::{host_pids_in, host_pids_with_arg};
 use common::{Backend, TestDb, TestServer};
 use reactive_notebook::config::{Config, KernelNetwork};
 use serde_json::{json, Value};
@@ -91,37 +92,6 @@ fn attempts(list: &[(&str, String)]) -> String {
         code.push_str(&format!("_try({label:?}, {src:?})\n"));
     }
     code
-}
-
-/// Host pids of live (non-zombie) processes with `arg` on their command line.
-fn host_pids_with_arg(arg: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if !stat.contains(") Z ") && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Host pids of processes working in `dir` (a kernel and its keepers).
-fn host_pids_in(dir: &Path) -> Vec<u32> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 async fn wait_gone(marker: &str) {

@@ -4,45 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::cells::{cell, run, settle};
 use common::TestServer;
 use serde_json::{json, Value};
 
 const U: &str = "user_duck";
-
-async fn settle(s: &TestServer, nb: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let n = s.notebook(U, nb).await;
-        let busy = n["cells"].as_array().is_some_and(|cells| {
-            cells
-                .iter()
-                .any(|c| matches!(c["status"].as_str(), Some("queued" | "running")))
-        });
-        if !busy {
-            return n;
-        }
-        assert!(Instant::now() < deadline, "never settled: {n:#}");
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
-}
-
-fn cell<'a>(n: &'a Value, id: &str) -> &'a Value {
-    n["cells"]
-        .as_array()
-        .and_then(|cells| cells.iter().find(|c| c["id"] == id))
-        .unwrap_or_else(|| panic!("cell {id}"))
-}
-
-async fn run(s: &TestServer, nb: &str, cell: &str) {
-    let (status, body) = s
-        .post(
-            &format!("/api/notebooks/{nb}/cells/{cell}/run"),
-            U,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-}
 
 async fn edit(s: &TestServer, nb: &str, cell: &str, body: Value) -> (u16, Value) {
     s.put(&format!("/api/notebooks/{nb}/cells/{cell}"), U, body)
@@ -100,8 +66,8 @@ both_backends!(
         assert_eq!(cell(&n, &injected)["result_name"], "df_2");
         assert_eq!(cell(&n, &data)["result_name"], Value::Null);
 
-        run(&s, &nb, &data).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &data).await;
+        let n = settle(&s, U, &nb).await;
         let q = cell(&n, &query);
         assert_eq!(q["status"], "success", "{n:#}");
         assert_eq!(q["outputs"][0]["mime_type"], "application/json");
@@ -117,8 +83,8 @@ both_backends!(
         let broken = s
             .new_cell(U, &nb, "sql", "SELECT * FROM no_such_frame")
             .await;
-        run(&s, &nb, &broken).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &broken).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(cell(&n, &broken)["status"], "error", "{n:#}");
         assert!(
             cell(&n, &broken)["error"]
@@ -137,7 +103,7 @@ both_backends!(
                 "SELECT count(*) FROM range(1000000000000) a, range(1000) b",
             )
             .await;
-        run(&s, &nb, &slow).await;
+        run(&s, U, &nb, &slow).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let n = s.notebook(U, &nb).await;
@@ -150,7 +116,7 @@ both_backends!(
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.post(&format!("/api/notebooks/{nb}/interrupt"), U, json!({}))
             .await;
-        let n = settle(&s, &nb).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(cell(&n, &slow)["status"], "error", "{n:#}");
         assert!(
             cell(&n, &slow)["error"]
@@ -159,8 +125,8 @@ both_backends!(
                 .contains("Interrupted"),
             "{n:#}"
         );
-        run(&s, &nb, &query).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &query).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(cell(&n, &query)["status"], "success", "{n:#}");
         s.finish().await;
     }
@@ -197,8 +163,8 @@ both_backends!(
             .await;
         let n = s.notebook(U, &nb).await;
         assert_eq!(cell(&n, &reader)["reads"], json!(["df_1"]), "{n:#}");
-        run(&s, &nb, &data).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &data).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(
             cell(&n, &query)["outputs"][0]["data"]["rows"],
             json!([[6]]),
@@ -215,8 +181,8 @@ both_backends!(
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        run(&s, &nb, &data).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &data).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(
             cell(&n, &query)["outputs"][0]["data"]["rows"],
             json!([[30]]),
@@ -233,8 +199,8 @@ both_backends!(
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        run(&s, &nb, &query).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &query).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(cell(&n, &query)["status"], "success", "{n:#}");
         assert_eq!(printed(&n, &reader), "DataFrame 20", "{n:#}");
         s.finish().await;
@@ -282,8 +248,8 @@ both_backends!(
         let reader = s
             .new_cell(U, &nb, "python", "print(int(totals['one'][0]) + 41)")
             .await;
-        run(&s, &nb, &first).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &first).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(printed(&n, &reader), "42", "{n:#}");
 
         // Two SQL cells with one result name: the graph's "defined by two cells" error.
@@ -341,8 +307,8 @@ both_backends!(
                 "print(type(df_1).__name__, list(df_1.columns), int(df_1['square'].sum()))",
             )
             .await;
-        run(&s, &nb, &limit).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &limit).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(cell(&n, &query)["status"], "success", "{n:#}");
         assert_eq!(
             cell(&n, &query)["outputs"][0]["data"]["rows"],
@@ -357,8 +323,8 @@ both_backends!(
         // Changing the parameter re-runs the query and then the reader.
         let (status, body) = edit(&s, &nb, &limit, json!({"code": "top = 4"})).await;
         assert_eq!(status, 200, "{body}");
-        run(&s, &nb, &limit).await;
-        let n = settle(&s, &nb).await;
+        run(&s, U, &nb, &limit).await;
+        let n = settle(&s, U, &nb).await;
         assert_eq!(
             printed(&n, &reader),
             "DataFrame ['n', 'square'] 30",
@@ -378,11 +344,11 @@ async fn embedded_sql_without_duckdb_is_a_clear_error() {
         .new_cell(U, &nb, "python", "import sys\nsys.modules['duckdb'] = None")
         .await;
     let query = s.new_cell(U, &nb, "sql", "SELECT 1").await;
-    run(&s, &nb, &hide).await;
-    let n = settle(&s, &nb).await;
+    run(&s, U, &nb, &hide).await;
+    let n = settle(&s, U, &nb).await;
     assert_eq!(cell(&n, &hide)["status"], "success", "{n:#}");
-    run(&s, &nb, &query).await;
-    let n = settle(&s, &nb).await;
+    run(&s, U, &nb, &query).await;
+    let n = settle(&s, U, &nb).await;
     assert_eq!(cell(&n, &query)["status"], "error", "{n:#}");
     let error = cell(&n, &query)["error"].as_str().unwrap_or("");
     assert!(error.contains("duckdb"), "{n:#}");

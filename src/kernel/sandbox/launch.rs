@@ -104,7 +104,7 @@ unsafe fn write_file(path: &std::ffi::CStr, data: &[u8], what: &'static str) -> 
 }
 
 /// Maps the caller's own uid/gid into the user namespace it just created.
-unsafe fn map_self(id: &Identity) -> Result<(), Step> {
+pub(crate) unsafe fn map_self(id: &Identity) -> Result<(), Step> {
     write_file(c"/proc/self/setgroups", b"deny", "deny setgroups")?;
     write_file(
         c"/proc/self/uid_map",

@@ -111,17 +111,7 @@ unsafe fn probe_child(flags: libc::c_int, id: &Identity) -> std::io::Result<()> 
         return Err(err());
     }
     if flags & libc::CLONE_NEWUSER != 0 {
-        for (path, data) in [
-            (c"/proc/self/setgroups", b"deny".as_slice()),
-            (c"/proc/self/uid_map", id.uid_map.as_bytes()),
-            (c"/proc/self/gid_map", id.gid_map.as_bytes()),
-        ] {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, data.as_ptr().cast(), data.len()) < 0 {
-                return Err(err());
-            }
-            libc::close(fd);
-        }
+        launch::map_self(id).map_err(|step| std::io::Error::from_raw_os_error(step.errno))?;
     }
     let pid = libc::fork();
     if pid < 0 {
