@@ -9,6 +9,7 @@ pub mod environment;
 pub mod execution;
 pub mod health;
 pub mod notebooks;
+pub mod packages;
 pub mod static_files;
 
 use actix::{Actor, Addr, Handler, Message};
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(execution::run)
         .service(execution::interrupt)
         .service(execution::restart)
+        .service(packages::install)
         .service(chat::chat)
         .service(audit::list)
         .service(crate::ws::connect);

@@ -81,17 +81,19 @@ pub async fn create(
 /// Lists the caller's notebooks; a first-time caller gets the demo notebook.
 #[get("/api/notebooks")]
 pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let owner = user.user_id.clone();
+    let demo = demo::demo_notebook(&user.user_id);
+    let demo_id = demo.0.id.clone();
     if state
         .store
         .register_user(
             &user.user_id,
             state.config.quotas.notebooks_per_user,
-            || demo::demo_notebook(&owner),
+            move || demo,
         )
         .await?
     {
         log::info!("new user {}: created the demo notebook", user.user_id);
+        state.rooms.run_on_first_open(&demo_id);
     }
     let rows = state.store.list_notebooks(&user.user_id).await?;
     let notebooks: Vec<_> = rows

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod migrate;
 pub mod models;
+pub mod packages;
 pub mod pool;
 pub mod schema;
 pub mod store;

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{cells, notebooks, users};
+use super::schema::{cells, notebook_packages, notebooks, users};
 
 /// A row of `notebooks`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -54,5 +54,22 @@ pub struct CellRunState {
     pub stdout: String,
     pub error: Option<String>,
     pub outputs: String,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A row of `notebook_packages`: one package a notebook installs into its layer.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notebook_packages)]
+pub struct PackageRow {
+    pub notebook_id: String,
+    /// The normalized distribution name (PEP 503).
+    pub name: String,
+    /// The version specifier, e.g. `==1.2` or `>=2,<3`.
+    pub version: Option<String>,
+    /// `installing`, `installed` or `failed`.
+    pub state: String,
+    /// Why the install failed.
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }

@@ -50,6 +50,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notebook_packages (notebook_id, name) {
+        notebook_id -> Text,
+        name -> Text,
+        version -> Nullable<Text>,
+        state -> Text,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(cells -> notebooks (notebook_id));
+diesel::joinable!(notebook_packages -> notebooks (notebook_id));
 diesel::joinable!(audit_log -> notebooks (notebook_id));
-diesel::allow_tables_to_appear_in_same_query!(users, notebooks, cells, audit_log);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    notebooks,
+    cells,
+    audit_log,
+    notebook_packages
+);

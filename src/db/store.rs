@@ -73,7 +73,7 @@ pub struct CellEdit<'a> {
 /// Typed access to the notebook store.
 #[derive(Clone)]
 pub struct Store {
-    db: Db,
+    pub(super) db: Db,
 }
 
 fn now() -> chrono::NaiveDateTime {

@@ -8,6 +8,7 @@ import ast
 import base64
 import builtins
 import codecs
+import importlib
 import io
 import json
 import math
@@ -511,7 +512,25 @@ def run_cell(code):
         STATE.pending_interrupt = False
 
 
+# The notebook's package layer records each install here; a change means new importable code.
+_LAYER_MANIFEST = os.environ.pop("PACKAGE_LAYER_MANIFEST", None)
+_layer_seen = [None]
+
+
+def _notice_installs():
+    if not _LAYER_MANIFEST:
+        return
+    try:
+        stamp = os.stat(_LAYER_MANIFEST).st_mtime_ns
+    except OSError:
+        stamp = None
+    if stamp != _layer_seen[0]:
+        _layer_seen[0] = stamp
+        importlib.invalidate_caches()
+
+
 def do_execute(req):
+    _notice_installs()
     STATE.current_id = req.get("id")
     for name in req.get("forget") or []:
         G.pop(name, None)

@@ -40,6 +40,7 @@ use crate::config::KernelLimits;
 pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
 
 use caps::CellBudget;
+pub(crate) use process::spawn_sandboxed;
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 
@@ -66,6 +67,8 @@ pub struct KernelConfig {
     pub extra_env: Vec<(String, String)>,
     /// Sandbox and resource limits.
     pub limits: KernelLimits,
+    /// Host directories the kernel may read (not write), e.g. its notebook's package layer.
+    pub read_only_dirs: Vec<PathBuf>,
 }
 
 impl Default for KernelConfig {
@@ -76,6 +79,7 @@ impl Default for KernelConfig {
             memory_mb: 0,
             extra_env: Vec::new(),
             limits: KernelLimits::default(),
+            read_only_dirs: Vec::new(),
         }
     }
 }

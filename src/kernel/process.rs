@@ -83,6 +83,78 @@ async fn on_spawner_thread<T: Send + 'static>(
         .map_err(|_| KernelError::Spawn("spawner thread dropped the request".into()))
 }
 
+/// Between fork and exec: the child gets SIGKILL when the server (its parent) dies.
+/// Async-signal-safe.
+///
+/// # Safety
+/// Only call in a `pre_exec` closure.
+unsafe fn die_with_server(server_pid: libc::pid_t) -> std::io::Result<()> {
+    if libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    ) != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The server may have died between fork and prctl.
+    if libc::getppid() != server_pid {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
+/// Spawns `cmd` (its environment, stdio and working directory already set) inside the sandbox
+/// `prepared` describes, in its own process group and dying with the server. For helper
+/// processes such as a notebook's package installer; kernels use [`spawn_child`].
+pub(crate) async fn spawn_sandboxed(
+    mut cmd: Command,
+    prepared: Prepared,
+    program: &std::path::Path,
+) -> Result<(Child, sandbox::Guard), KernelError> {
+    // SAFETY: getpid is always safe.
+    let server_pid = unsafe { libc::getpid() };
+    let chain = prepared.chain.clone();
+    cmd.process_group(0).kill_on_drop(true);
+    // SAFETY: the closure only makes async-signal-safe syscalls and does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            die_with_server(server_pid)?;
+            match &chain {
+                Some(chain) => chain.enter(),
+                None => Ok(()),
+            }
+        });
+    }
+    let handle = tokio::runtime::Handle::current();
+    let spawned = on_spawner_thread(move || {
+        let _guard = handle.enter();
+        cmd.spawn()
+    })
+    .await?;
+    let Prepared {
+        chain, diag, guard, ..
+    } = prepared;
+    drop(chain);
+    let child = spawned.map_err(|e| spawn_error(diag.as_ref(), program, e))?;
+    Ok((child, guard))
+}
+
+/// Why a sandboxed spawn failed: the sandbox step that failed, if it reported one.
+fn spawn_error(
+    diag: Option<&OwnedFd>,
+    program: &std::path::Path,
+    e: std::io::Error,
+) -> KernelError {
+    let step = diag.and_then(sandbox::read_diag);
+    KernelError::Spawn(match step {
+        Some(step) => format!("sandbox setup failed ({step}): {e}"),
+        None => format!("cannot run {}: {e}", program.display()),
+    })
+}
+
 /// A freshly started child with the server's ends of its pipes.
 pub(crate) struct Spawned {
     pub child: Child,
@@ -122,8 +194,14 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
 
     let python = sandbox::resolve_program(&cfg.python)
         .ok_or_else(|| KernelError::Spawn(format!("cannot find {} on PATH", cfg.python)))?;
-    let prepared = sandbox::prepare(&python, &work_dir, cfg.memory_mb, &cfg.limits)
-        .map_err(|e| KernelError::Spawn(format!("sandbox: {e}")))?;
+    let prepared = sandbox::prepare(
+        &python,
+        &work_dir,
+        &cfg.read_only_dirs,
+        cfg.memory_mb,
+        &cfg.limits,
+    )
+    .map_err(|e| KernelError::Spawn(format!("sandbox: {e}")))?;
 
     let mut cmd = Command::new(&python);
     cmd.arg("-c")
@@ -160,20 +238,7 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
     // SAFETY: the closure only makes async-signal-safe syscalls and does not allocate.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The server may have died between fork and prctl.
-            if libc::getppid() != server_pid {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
+            die_with_server(server_pid)?;
             if mem_bytes > 0 {
                 // RLIMIT_DATA, not RLIMIT_AS: see the module docs in mod.rs.
                 let lim = libc::rlimit {
@@ -213,13 +278,7 @@ pub(crate) async fn spawn_child(cfg: &KernelConfig) -> Result<Spawned, KernelErr
         chain, diag, guard, ..
     } = prepared;
     drop(chain);
-    let spawned = spawned.map_err(|e| {
-        let step = diag.as_ref().and_then(sandbox::read_diag);
-        KernelError::Spawn(match step {
-            Some(step) => format!("sandbox setup failed ({step}): {e}"),
-            None => format!("cannot run {}: {e}", python.display()),
-        })
-    })?;
+    let spawned = spawned.map_err(|e| spawn_error(diag.as_ref(), &python, e))?;
     // The child has its copies; drop ours so EOF means the child is gone.
     drop(cmd_r);
     drop(msg_w);

@@ -47,7 +47,12 @@ impl Installer {
         let mut cmd = match self {
             Installer::Uv(uv) => {
                 let mut cmd = Command::new(uv);
-                cmd.arg("venv").arg("--python").arg(base_python).arg(venv);
+                // `--seed` puts pip in the virtualenv: notebooks install their own packages with it.
+                cmd.arg("venv")
+                    .arg("--seed")
+                    .arg("--python")
+                    .arg(base_python)
+                    .arg(venv);
                 cmd
             }
             Installer::Pip => {

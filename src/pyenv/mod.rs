@@ -4,6 +4,7 @@
 //! the bare host interpreter if it fails.
 
 pub mod installer;
+pub mod packages;
 pub mod progress;
 pub mod provision;
 pub mod stamp;

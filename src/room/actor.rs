@@ -15,18 +15,20 @@ use std::sync::Arc;
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
 use super::messages::*;
 use super::outbox::{CloseOrder, Outbox, Pushed};
+use super::packages::PackageBook;
 use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
 use super::run::RunState;
 use super::state::{LiveCell, NotebookState};
 use super::Wake;
 use crate::config::Config;
-use crate::db::models::{CellRow, CellRunState, NotebookRow};
+use crate::db::models::{CellRow, CellRunState, NotebookRow, PackageRow};
 use crate::db::store::{CellEdit, NewCell, Store};
 use crate::error::ApiError;
 use crate::notebook::analysis::sql_placeholders;
 use crate::notebook::cell::default_result_name;
 use crate::notebook::{CellStatus, CellType};
+use crate::pyenv::packages::Layer;
 use crate::sql::host_policy::HostPolicy;
 
 /// Work for the room's persistence task, applied in order.
@@ -48,10 +50,12 @@ struct SessionHandle {
 
 /// The actor owning one notebook's live state, kernel and sessions.
 pub struct NotebookRoom {
-    state: NotebookState,
-    store: Store,
-    registry: RoomRegistry,
-    exec_config: ExecutorConfig,
+    pub(super) state: NotebookState,
+    pub(super) store: Store,
+    pub(super) registry: RoomRegistry,
+    pub(super) exec_config: ExecutorConfig,
+    /// The notebook's packages and their installs.
+    pub(super) packages: PackageBook,
     executor: Option<ExecutorHandle>,
     /// Kernel quota ledger, and the ticket of the slot this room's kernel holds there.
     quota: KernelQuota,
@@ -73,12 +77,15 @@ impl NotebookRoom {
     pub fn new(
         notebook: NotebookRow,
         cells: &[CellRow],
+        packages: Vec<PackageRow>,
         store: Store,
         registry: RoomRegistry,
         config: &Config,
     ) -> NotebookRoom {
+        let layer = Layer::for_notebook(&config.data_dir, &notebook.id);
         let exec_config = ExecutorConfig {
             environment: registry.environment().clone(),
+            layer: layer.clone(),
             work_dir: config.data_dir.join("kernels").join(&notebook.id),
             memory_mb: config.kernel_memory_mb,
             timeout: Duration::from_secs(config.kernel_timeout_secs),
@@ -90,6 +97,7 @@ impl NotebookRoom {
         let quota = registry.kernel_quota().clone();
         NotebookRoom {
             state: NotebookState::load(notebook, cells),
+            packages: PackageBook::new(packages, layer, config.python_wheels_dir.clone()),
             store,
             registry,
             exec_config,
@@ -115,7 +123,7 @@ impl NotebookRoom {
     }
 
     /// Sends an event to every joined session, numbered by `seq`.
-    fn broadcast(&mut self, mut event: Value) {
+    pub(super) fn broadcast(&mut self, mut event: Value) {
         self.seq += 1;
         if let Value::Object(map) = &mut event {
             map.insert("seq".into(), json!(self.seq));
@@ -448,7 +456,7 @@ impl NotebookRoom {
         }
     }
 
-    fn touch(&mut self) {
+    pub(super) fn touch(&mut self) {
         self.last_activity = Instant::now();
     }
 }
@@ -479,10 +487,13 @@ impl Actor for NotebookRoom {
         let every =
             (self.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
+        self.restore_packages(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         log::info!("room closed for notebook {}", self.state.id);
+        // An unfinished install is queued again when the notebook next opens.
+        self.packages.abort();
         // Dropping the executor handle ends its task, which shuts the kernel down.
         self.executor = None;
         let registry = self.registry.clone();
@@ -499,7 +510,7 @@ impl Handler<IdleCheck> for NotebookRoom {
     type Result = ();
 
     fn handle(&mut self, _: IdleCheck, ctx: &mut Self::Context) {
-        if self.run.active() || !self.sessions.is_empty() {
+        if self.run.active() || self.packages.busy() || !self.sessions.is_empty() {
             self.touch();
             return;
         }
@@ -551,7 +562,9 @@ impl Handler<Snapshot> for NotebookRoom {
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        Ok(self.state.snapshot(self.seq))
+        let mut snapshot = self.state.snapshot(self.seq);
+        snapshot["packages"] = self.packages.wire();
+        Ok(snapshot)
     }
 }
 
@@ -693,9 +706,14 @@ impl Handler<DeleteNotebook> for NotebookRoom {
                 // The kernel and its working directory go with the notebook.
                 let executor = room.executor.take();
                 let work_dir = room.exec_config.work_dir.clone();
+                room.packages.abort();
+                let layer = room.packages.layer.clone();
                 tokio::spawn(async move {
                     if let Some(executor) = executor {
                         executor.shutdown().await;
+                    }
+                    if let Err(e) = layer.remove() {
+                        log::warn!("could not remove {}: {e}", layer.root.display());
                     }
                     if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
                         if e.kind() != std::io::ErrorKind::NotFound {

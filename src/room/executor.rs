@@ -84,6 +84,8 @@ pub enum Job {
 pub struct ExecutorConfig {
     /// The Python environment kernels run (awaited while it is provisioned).
     pub environment: crate::pyenv::Environment,
+    /// The notebook's package layer (read-only for the kernel, on its `PYTHONPATH`).
+    pub layer: crate::pyenv::packages::Layer,
     /// Kernel working directory.
     pub work_dir: PathBuf,
     /// Kernel memory limit (MiB, 0 = none).
@@ -312,12 +314,15 @@ impl Worker {
                     "timed out waiting for a kernel stopped for quota to exit".into(),
                 ));
             }
+            let python = self.config.environment.python().await;
+            let (extra_env, read_only_dirs) = self.layer_for(&python).await;
             let config = KernelConfig {
-                python: self.config.environment.python().await,
+                python,
                 work_dir: self.config.work_dir.clone(),
                 memory_mb: self.config.memory_mb,
-                extra_env: Vec::new(),
+                extra_env,
                 limits: self.config.limits.clone(),
+                read_only_dirs,
             };
             let kernel = match Kernel::spawn(&config).await {
                 Ok(kernel) => kernel,
@@ -579,6 +584,35 @@ impl Worker {
 }
 
 impl Worker {
+    /// The kernel's view of the notebook's package layer: `PYTHONPATH` and the directory to
+    /// mount read-only. Without a usable layer the kernel simply starts without it.
+    async fn layer_for(&self, python: &str) -> (Vec<(String, String)>, Vec<PathBuf>) {
+        let layer = &self.config.layer;
+        let prepared = match layer.site_dirs(python).await {
+            Ok(dirs) => layer.ensure(&dirs).map(|_| dirs).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match prepared {
+            Ok(dirs) => (
+                vec![
+                    (
+                        "PYTHONPATH".to_string(),
+                        crate::pyenv::packages::install::join_paths(&dirs),
+                    ),
+                    (
+                        "PACKAGE_LAYER_MANIFEST".to_string(),
+                        layer.manifest().display().to_string(),
+                    ),
+                ],
+                vec![layer.root.clone()],
+            ),
+            Err(e) => {
+                log::warn!("package layer {} unusable: {e}", layer.root.display());
+                (Vec::new(), Vec::new())
+            }
+        }
+    }
+
     /// Binds a database query's result table to `name` in the kernel, then shows it. Only the
     /// rows the query returned (at most `max_rows`) are bound.
     async fn bind_result(&mut self, name: &str, output: Value) -> Finished {

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod executor;
 pub mod messages;
 pub mod outbox;
+pub mod packages;
 pub mod quota;
 pub mod registry;
 pub mod run;

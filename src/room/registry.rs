@@ -25,6 +25,8 @@ pub struct RoomRegistry {
     config: Arc<Config>,
     quota: KernelQuota,
     environment: Environment,
+    /// Notebooks to run once when their room first opens (a new user's demo).
+    autorun: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl RoomRegistry {
@@ -37,6 +39,15 @@ impl RoomRegistry {
             config,
             quota,
             environment,
+            autorun: Arc::default(),
+        }
+    }
+
+    /// Runs the notebook's first cell (and so everything downstream) when its room first
+    /// opens on this server, so the demo shows its outputs without anyone pressing run.
+    pub fn run_on_first_open(&self, notebook_id: &str) {
+        if let Ok(mut pending) = self.autorun.lock() {
+            pending.insert(notebook_id.to_string());
         }
     }
 
@@ -67,15 +78,27 @@ impl RoomRegistry {
             rooms.remove(notebook_id);
         }
         let (notebook, cells) = self.store.get_notebook(owner, notebook_id).await?;
+        let packages = self.store.list_packages(notebook_id).await?;
         let room = NotebookRoom::new(
             notebook,
             &cells,
+            packages,
             self.store.clone(),
             self.clone(),
             &self.config,
         );
         let addr = room.start();
         log::info!("room opened for notebook {notebook_id}");
+        let autorun = self
+            .autorun
+            .lock()
+            .map(|mut pending| pending.remove(notebook_id))
+            .unwrap_or(false);
+        if let (true, Some(first)) = (autorun, cells.first()) {
+            addr.do_send(super::messages::RunCell {
+                cell_id: first.id.clone(),
+            });
+        }
         rooms.insert(
             notebook_id.to_string(),
             Entry {

@@ -348,10 +348,12 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prepares the sandbox of a kernel running `python` in `work_dir`.
+/// Prepares the sandbox of a kernel running `python` in `work_dir`, which may also read (and
+/// execute from) the directories in `read_only`.
 pub(crate) fn prepare(
     python: &Path,
     work_dir: &Path,
+    read_only: &[PathBuf],
     memory_mb: u64,
     limits: &KernelLimits,
 ) -> Result<Prepared, String> {
@@ -402,7 +404,8 @@ pub(crate) fn prepare(
     }
     let identity = Identity::new(uid, gid, root);
 
-    let roots = python_roots(python)?;
+    let mut roots = python_roots(python)?;
+    roots.extend(read_only.iter().filter(|dir| dir.is_dir()).cloned());
     let mounts = MountPlan::new(work_dir, &roots, limits.tmp_mb)?;
 
     let landlock = if host.landlock_abi > 0 {
