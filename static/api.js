@@ -68,4 +68,5 @@ export const api = {
   runCell: (id, cellId) => request("POST", `${cell(id, cellId)}/run`),
   interrupt: (id) => request("POST", `${nb(id)}/interrupt`),
   restart: (id) => request("POST", `${nb(id)}/restart`),
+  installPackage: (id, name, version) => request("POST", `${nb(id)}/packages`, { name, version }),
 };

@@ -5,12 +5,13 @@ import { h } from "./dom.js";
 import { icon } from "./icons.js";
 import { createEditor } from "./editor.js";
 import { renderOutput, stripAnsi } from "./outputs.js";
+import { missingModule, distributionFor } from "./packages.js";
 
 
 export class CellView {
   /**
    * actions: { run(id, {advance}), add(id, type, where), remove(id), edited(id, text),
-   *            saveNow(id), focusSibling(id, delta), renameResult(id, name), help() }
+   *            saveNow(id), focusSibling(id, delta), renameResult(id, name), install(id, name), help() }
    */
   constructor(cell, actions) {
     this.id = cell.id;
@@ -72,6 +73,7 @@ export class CellView {
     this.stdoutEl = h("pre.stdout", { hidden: true, "aria-label": "Printed output" });
     this.outputsEl = h("div.outputs");
     this.errorEl = h("pre.cell-error", { hidden: true, role: "alert" });
+    this.installEl = h("div.install-offer", { hidden: true });
     this.blockedEl = h("div.blocked-note", { hidden: true }, "Not run: a cell it depends on failed. Fix that cell and run it again.");
 
     this.el = h(
@@ -88,7 +90,7 @@ export class CellView {
         this.toolbar,
       ),
       this.editorHost,
-      h("div.cell-result", {}, this.blockedEl, this.stdoutEl, this.outputsEl, this.errorEl),
+      h("div.cell-result", {}, this.blockedEl, this.stdoutEl, this.outputsEl, this.errorEl, this.installEl),
     );
 
     this.editor = createEditor(this.editorHost, {
@@ -225,6 +227,22 @@ export class CellView {
   setError(error) {
     this.errorEl.textContent = stripAnsi(error || "");
     this.errorEl.hidden = !error;
+    this.offerInstall(missingModule(error));
+  }
+
+  /** After a ModuleNotFoundError: a button installing the module's distribution for this
+   *  notebook and re-running the cell. */
+  offerInstall(module) {
+    this.installEl.hidden = !module;
+    if (!module) return this.installEl.replaceChildren();
+    const dist = distributionFor(module);
+    const button = h("button.btn.small.install-btn", { type: "button" }, `Install ${dist}`);
+    button.onclick = () => {
+      button.disabled = true;
+      button.textContent = `Installing ${dist}…`;
+      this.actions.install(this.id, dist);
+    };
+    this.installEl.replaceChildren(button);
   }
 
   /** A run is starting: old results go (the server resets them too). */

@@ -12,6 +12,7 @@ import { api, ApiError } from "./api.js";
 import { $, toast, debounce } from "./dom.js";
 import { CellView } from "./cells.js";
 import { LiveConnection } from "./ws.js";
+import { PackagePanel, normalizeName } from "./packages.js";
 
 const SAVE_DELAY_MS = 500;
 const POLL_MS = 1000;
@@ -34,6 +35,8 @@ export class NotebookController {
     this.container.replaceChildren();
     this.refetchSoon = debounce(() => this.refresh(), 300);
     this.conn = null;
+    this.packages = new PackagePanel($("#packages"));
+    this.rerunAfterInstall = new Map(); // package name -> cell ids to run once it is installed
   }
 
   async open() {
@@ -100,6 +103,7 @@ export class NotebookController {
     if (typeof nb.seq === "number") this.seq = nb.seq;
     this.hooks.onName(nb.name);
     this.hooks.onDb(nb.db_conn_string);
+    this.packages.setAll(nb.packages);
     const seen = new Set();
     this.order = nb.cells.map((c) => c.id);
     for (const cell of nb.cells) {
@@ -137,6 +141,7 @@ export class NotebookController {
       saveNow: (id) => this.saves.get(id)?.debounced.flush(),
       renameResult: (id, name) => this.renameResult(id, name),
       focusSibling: (id, delta) => this.focusSibling(id, delta, false),
+      install: (id, name) => this.installPackage(id, name),
     });
   }
 
@@ -226,6 +231,10 @@ export class NotebookController {
         // The DB setting changes the revision and the masked string: fetch both.
         this.refetchSoon();
         break;
+      case "package_install":
+        this.packages.onEvent(msg);
+        this.afterInstall(msg);
+        break;
       case "notebook_deleted":
         this.hooks.onDeleted();
         break;
@@ -235,6 +244,36 @@ export class NotebookController {
       default:
         break;
     }
+  }
+
+  /** Installs `name` for the notebook, then runs `cellId` again once it is installed. */
+  async installPackage(cellId, name) {
+    const key = normalizeName(name);
+    const waiting = this.rerunAfterInstall.get(key) || new Set();
+    waiting.add(cellId);
+    this.rerunAfterInstall.set(key, waiting);
+    try {
+      await api.installPackage(this.id, name);
+      toast(`Installing ${name}…`);
+    } catch (err) {
+      // 409: already installing; its end re-runs the cell all the same.
+      if (!(err instanceof ApiError && err.status === 409)) {
+        this.rerunAfterInstall.delete(key);
+        toast(`Cannot install ${name}: ${err.message}`, "error");
+      }
+    }
+  }
+
+  afterInstall(msg) {
+    if (msg.state === "installing") return;
+    const cells = this.rerunAfterInstall.get(msg.name);
+    if (!cells) return;
+    this.rerunAfterInstall.delete(msg.name);
+    if (msg.state === "failed") {
+      toast(`Installing ${msg.name} failed`, "error");
+      return;
+    }
+    for (const id of cells) if (this.views.has(id)) this.run(id, { advance: false });
   }
 
   removeView(id) {

@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::wheels::build_probe_wheel;
 use common::{admin_url, Backend, TestDb, TestServer};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -53,9 +54,28 @@ async fn ui_works_in_a_real_browser() {
     // The page points a SQL cell at the test PostgreSQL on 127.0.0.1.
     let mut config = db.config_with_local_sql();
     config.auth.jwt_key = None;
+    // Packages install offline from a folder holding one small wheel, `rn-probe` (module rn_probe).
+    let wheels = db.data_dir.join("test-wheels");
+    std::fs::create_dir_all(&wheels).expect("create the wheels folder");
+    build_probe_wheel(&wheels, "rn-probe", "rn_probe");
+    config.python_wheels_dir = Some(wheels);
     let token = reactive_notebook::auth::mint_local_token(&db.data_dir, "local", 3600)
         .expect("mint a local token");
     let server = TestServer::start_with(db, config).await;
+
+    // A second server owning its Python environment, provisioned from an empty wheels folder:
+    // provisioning fails at once, which the page must show with pip's error and a Retry button.
+    let env_db = TestDb::new(Backend::Sqlite).await;
+    let mut env_config = env_db.config();
+    env_config.auth.jwt_key = None;
+    env_config.managed_python = true;
+    env_config.python = "python3".into();
+    let empty = env_db.data_dir.join("no-wheels");
+    std::fs::create_dir_all(&empty).expect("create the empty wheels folder");
+    env_config.python_wheels_dir = Some(empty);
+    let env_token = reactive_notebook::auth::mint_local_token(&env_db.data_dir, "local", 3600)
+        .expect("mint a local token");
+    let env_server = TestServer::start_with(env_db, env_config).await;
 
     let out_dir = repo.join("test-output/browser");
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -69,6 +89,8 @@ async fn ui_works_in_a_real_browser() {
         token,
         out_dir.display().to_string(),
         admin_url(),
+        env_server.base.clone(),
+        env_token,
     ];
     let output = tokio::task::spawn_blocking(move || Command::new("node").args(&args).output())
         .await
@@ -80,6 +102,7 @@ async fn ui_works_in_a_real_browser() {
     println!("{stdout}");
     eprintln!("{stderr}");
     server.finish().await;
+    env_server.finish().await;
     assert!(
         output.status.success(),
         "browser test failed ({}); screenshots in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",

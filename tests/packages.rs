@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cells::{cell, error_of, run_settled};
 use common::tokens::token_for;
+use common::wheels::build_probe_wheel;
 use common::ws::WsClient;
 use common::{Backend, TestDb, TestServer};
 use serde_json::{json, Value};
@@ -16,37 +16,12 @@ use serde_json::{json, Value};
 const U: &str = "user_pkgs";
 const OTHER: &str = "user_pkgs_other";
 
-/// Writes a minimal pure-Python wheel `rn-probe-pkg 1.0` (module `rn_probe`) into `dir`.
-fn build_probe_wheel(dir: &Path) {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = r#"
-import sys, zipfile
-files = {
-    "rn_probe/__init__.py": "VALUE = 42\n",
-    "rn_probe_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: rn-probe-pkg\nVersion: 1.0\n",
-    "rn_probe_pkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = "".join(f"{name},,\n" for name in files) + "rn_probe_pkg-1.0.dist-info/RECORD,,\n"
-files["rn_probe_pkg-1.0.dist-info/RECORD"] = record
-with zipfile.ZipFile(sys.argv[1] + "/rn_probe_pkg-1.0-py3-none-any.whl", "w") as z:
-    for name, text in files.items():
-        z.writestr(name, text)
-"#;
-    let status = std::process::Command::new(&python)
-        .arg("-c")
-        .arg(script)
-        .arg(dir)
-        .status()
-        .expect("run python to build the test wheel");
-    assert!(status.success(), "building the test wheel failed");
-}
-
 /// A server whose package installs come only from a folder holding the probe wheel.
 async fn start(backend: Backend) -> TestServer {
     let db = TestDb::new(backend).await;
     let wheels = db.data_dir.join("test-wheels");
     std::fs::create_dir_all(&wheels).expect("wheels dir");
-    build_probe_wheel(&wheels);
+    build_probe_wheel(&wheels, "rn-probe-pkg", "rn_probe");
     let mut config = db.config();
     config.python_wheels_dir = Some(wheels);
     TestServer::start_with(db, config).await

@@ -1,14 +1,15 @@
 // End-to-end test of the web UI in Debian's chromium, driven by playwright-core.
-// Usage: node tests/browser/ui.test.mjs <base_url> <token> <output_dir> <pg_url>
+// Usage: node tests/browser/ui.test.mjs <base_url> <token> <output_dir> <pg_url> <env_base> <env_token>
+// (<env_base>: a server whose managed Python environment fails to provision.)
 // Run by tests/browser.rs against a real server; exits non-zero on the first failure.
 // Screenshots of every step go to <output_dir> (look at them: they are part of the test).
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const [base, token, outDir, pgUrl] = process.argv.slice(2);
-if (!base || !token || !outDir || !pgUrl) {
-  console.error("usage: ui.test.mjs <base_url> <token> <output_dir> <pg_url>");
+const [base, token, outDir, pgUrl, envBase, envToken] = process.argv.slice(2);
+if (!base || !token || !outDir || !pgUrl || !envBase || !envToken) {
+  console.error("usage: ui.test.mjs <base_url> <token> <output_dir> <pg_url> <env_base> <env_token>");
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
@@ -445,6 +446,54 @@ try {
   assert((await chatPage.locator(".tool-result").innerText()).includes("c-123"), "tool result shown");
   await screenshot(chatPage, "assistant-panel");
   await chatPage.close();
+
+  // --- Packages: a missing module offers its install, then the cell runs again ---------
+  {
+    const pkgPage = await context.newPage();
+    watch(pkgPage, "packages");
+    await pkgPage.goto(notebookUrl);
+    await pkgPage.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+    const n = await cellCount(pkgPage);
+    await addPythonCellAtEnd(pkgPage);
+    await setCode(pkgPage, n, "import rn_probe\nrn_probe.VALUE");
+    await waitSaved(pkgPage);
+    await pkgPage.keyboard.press("Control+Enter");
+    await waitStatus(pkgPage, n, "error");
+    const offer = cell(pkgPage, n).locator(".install-btn");
+    await offer.waitFor();
+    assert((await offer.innerText()) === "Install rn-probe", `install offer names the distribution: ${await offer.innerText()}`);
+    await showCell(pkgPage, n);
+    await screenshot(pkgPage, "install-offer");
+    await offer.click();
+    await pkgPage.locator('#packages li.package[data-name="rn-probe"]').waitFor();
+    // Installed, then the cell runs again by itself.
+    await waitOutput(pkgPage, n, "42");
+    await waitStatus(pkgPage, n, "success");
+    await pkgPage.locator('#packages li.package[data-name="rn-probe"][data-state="installed"]').waitFor();
+    await screenshot(pkgPage, "installed-and-rerun");
+    await pkgPage.close();
+    log("package install from the ModuleNotFoundError offer");
+  }
+
+  // --- The environment banner: provisioning failed, pip's error and Retry -------------
+  {
+    const envPage = await context.newPage();
+    watch(envPage, "environment");
+    await envPage.goto(`${envBase}/#token=${envToken}`);
+    await envPage.locator("#app").waitFor();
+    const banner = envPage.locator("#env-banner[data-state=failed]");
+    await banner.waitFor({ timeout: 60_000 });
+    const text = await banner.innerText();
+    assert(text.includes("could not be set up"), `banner says provisioning failed: ${text}`);
+    assert(/No matching distribution|Could not find|pip/i.test(text), `banner shows pip's error: ${text}`);
+    await banner.getByRole("button", { name: "Retry" }).waitFor();
+    await screenshot(envPage, "environment-failed-banner");
+    await banner.getByRole("button", { name: "Retry" }).click();
+    // A retry provisions again (and fails again here); the banner comes back with the error.
+    await envPage.locator("#env-banner[data-state=failed]").waitFor({ timeout: 60_000 });
+    await envPage.close();
+    log("environment banner: failure and retry");
+  }
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);

@@ -4,6 +4,7 @@
 pub mod cells;
 pub mod procs;
 pub mod tokens;
+pub mod wheels;
 pub mod ws;
 
 use std::path::PathBuf;
