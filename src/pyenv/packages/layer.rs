@@ -23,6 +23,9 @@ names = {"base": prefix, "platbase": prefix, "installed_base": prefix, "installe
 print(json.dumps(sorted({sysconfig.get_path(k, scheme, names) for k in ("purelib", "platlib")})))
 "#;
 
+/// Site-packages directories found so far, by interpreter and layer.
+type SiteDirsCache = HashMap<(String, PathBuf), Vec<PathBuf>>;
+
 /// One notebook's layer.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -45,7 +48,7 @@ impl Layer {
 
     /// Where packages land inside the layer for `python` (its site-packages directories).
     pub async fn site_dirs(&self, python: &str) -> Result<Vec<PathBuf>, String> {
-        static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Vec<PathBuf>>>> = OnceLock::new();
+        static CACHE: OnceLock<Mutex<SiteDirsCache>> = OnceLock::new();
         let cache = CACHE.get_or_init(Mutex::default);
         let key = (python.to_string(), self.root.clone());
         if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
