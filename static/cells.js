@@ -205,7 +205,8 @@ export class CellView {
     this.editing = false;
     this.actions.saveNow(this.id);
     this.showMarkdown(this.editor.getText());
-    if (advance) this.actions.focusSibling(this.id, +1, true);
+    // Selects the next cell (never adds one: a text cell is often the last).
+    if (advance) this.actions.focusSibling(this.id, +1, false);
     else if (refocus) this.el.focus();
   }
 
