@@ -8,6 +8,10 @@
 #                       import each other by bare name and the UI has no build step.
 #   plotly.min.js       plotly.js-dist-min (UMD, sets window.Plotly), loaded on first use.
 #   vega*.min.js        vega, vega-lite, vega-embed UMD builds, loaded on first use, in order.
+#   markdown-it.min.js  markdown-it (UMD, window.markdownit): markdown cells and text/markdown.
+#   katex/              KaTeX (window.katex + its CSS and woff2 fonts) for $…$ and $$…$$.
+#   purify.min.js       DOMPurify (window.DOMPurify): every rendered markdown is sanitized.
+#   licenses/           the license text of each package copied here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +24,15 @@ PACKAGES=(
   @codemirror/autocomplete@6.20.4
   @codemirror/lang-python@6.2.1
   @codemirror/lang-sql@6.10.0
+  @codemirror/lint@6.9.8
   @lezer/highlight@1.2.5
   plotly.js-dist-min@4.1.2
   vega@6.4.0
   vega-lite@6.5.0
   vega-embed@7.3.0
+  markdown-it@15.0.3
+  katex@0.19.1
+  dompurify@3.5.0
 )
 ESBUILD=esbuild@0.28.2
 
@@ -48,6 +56,7 @@ export { closeBrackets, closeBracketsKeymap, autocompletion, completionKeymap } 
 export { python } from "@codemirror/lang-python";
 export { sql, PostgreSQL } from "@codemirror/lang-sql";
 export { tags } from "@lezer/highlight";
+export { setDiagnostics } from "@codemirror/lint";
 JS
 ./node_modules/.bin/esbuild cm-entry.js --bundle --format=esm --minify --legal-comments=eof \
   --target=es2020 --outfile=codemirror.js --log-level=warning
@@ -60,6 +69,19 @@ cp "$work/node_modules/plotly.js-dist-min/plotly.min.js" "$out/plotly.min.js"
 cp "$work/node_modules/vega/build/vega.min.js" "$out/vega.min.js"
 cp "$work/node_modules/vega-lite/build/vega-lite.min.js" "$out/vega-lite.min.js"
 cp "$work/node_modules/vega-embed/build/vega-embed.min.js" "$out/vega-embed.min.js"
+cp "$work/node_modules/markdown-it/dist/browser/markdown-it.umd.min.js" "$out/markdown-it.min.js"
+cp "$work/node_modules/dompurify/dist/purify.min.js" "$out/purify.min.js"
+mkdir -p "$out/katex/fonts"
+cp "$work/node_modules/katex/dist/katex.min.js" "$work/node_modules/katex/dist/katex.min.css" "$out/katex/"
+# Browsers take the first format they support, woff2 everywhere today; the others stay out.
+cp "$work"/node_modules/katex/dist/fonts/*.woff2 "$out/katex/fonts/"
+mkdir -p "$out/licenses"
+for pkg in codemirror plotly.js-dist-min vega vega-lite vega-embed markdown-it entities linkify-it mdurl \
+    punycode.js uc.micro katex dompurify; do
+  for f in "$work/node_modules/$pkg"/LICENSE*; do
+    if [ -e "$f" ]; then cp "$f" "$out/licenses/$pkg-$(basename "$f" .txt).txt"; fi
+  done
+done
 
 # Record the versions actually installed (including CM6's transitive packages in the bundle).
 {
@@ -81,7 +103,7 @@ cp "$work/node_modules/vega-embed/build/vega-embed.min.js" "$out/vega-embed.min.
       }
     };
     walk("node_modules");
-    const wanted = /^(codemirror|@codemirror\/.*|@lezer\/.*|crelt|style-mod|w3c-keyname|plotly\.js-dist-min|vega|vega-lite|vega-embed|esbuild)$/;
+    const wanted = /^(codemirror|@codemirror\/.*|@lezer\/.*|crelt|style-mod|w3c-keyname|plotly\.js-dist-min|vega|vega-lite|vega-embed|markdown-it|entities|linkify-it|mdurl|punycode\.js|uc\.micro|katex|dompurify|esbuild)$/;
     console.log(seen.filter(([n]) => wanted.test(n)).map(([, s]) => s).sort().join("\n"));
   ')
 } > "$out/VERSIONS.txt"

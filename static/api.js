@@ -65,6 +65,8 @@ export const api = {
   setResultName: (id, cellId, resultName) =>
     request("PUT", cell(id, cellId), { result_name: resultName }),
   deleteCell: (id, cellId) => request("DELETE", cell(id, cellId)),
+  /** where: {before_cell_id} or {after_cell_id}. */
+  moveCell: (id, cellId, where) => request("POST", `${cell(id, cellId)}/move`, where),
   runCell: (id, cellId) => request("POST", `${cell(id, cellId)}/run`),
   interrupt: (id) => request("POST", `${nb(id)}/interrupt`),
   restart: (id) => request("POST", `${nb(id)}/restart`),

@@ -226,6 +226,7 @@ function wireTopBar(config) {
   $("#btn-db").addEventListener("click", openDbDialog);
   $("#add-python-end").addEventListener("click", () => current?.addCell("python", current.order.at(-1) ?? null));
   $("#add-sql-end").addEventListener("click", () => current?.addCell("sql", current.order.at(-1) ?? null));
+  $("#add-markdown-end").addEventListener("click", () => current?.addCell("markdown", current.order.at(-1) ?? null));
   $("#btn-delete-notebook").addEventListener("click", () => {
     const nb = sidebar.notebooks.find((n) => n.id === current?.id);
     if (nb) sidebar.remove(nb);

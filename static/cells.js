@@ -6,12 +6,19 @@ import { icon } from "./icons.js";
 import { createEditor } from "./editor.js";
 import { renderOutput, stripAnsi } from "./outputs.js";
 import { missingModule, distributionFor } from "./packages.js";
+import { renderMarkdownInto } from "./markdown.js";
+
+const TYPE_NAMES = { python: "Python", sql: "SQL", markdown: "Markdown" };
+const BADGES = { python: "PY", sql: "SQL", markdown: "MD" };
+/** Drag-and-drop payload type: a cell id being moved. */
+const DRAG_TYPE = "application/x-notebook-cell";
 
 
 export class CellView {
   /**
    * actions: { run(id, {advance}), add(id, type, where), remove(id), edited(id, text),
-   *            saveNow(id), focusSibling(id, delta), renameResult(id, name), install(id, name), help() }
+   *            saveNow(id), focusSibling(id, delta), renameResult(id, name), install(id, name), help(),
+   *            move(id, delta), moveTo(id, targetId, "before"|"after"), focusCell(index) }
    */
   constructor(cell, actions) {
     this.id = cell.id;
@@ -26,7 +33,8 @@ export class CellView {
   build() {
     const a = this.actions;
     const id = this.id;
-    const typeName = this.type === "sql" ? "SQL" : "Python";
+    const typeName = TYPE_NAMES[this.type] || "Python";
+    const markdown = this.type === "markdown";
     const btn = (label, text, onclick, extra = "") =>
       h(`button.icon-btn.cell-btn${extra}`, { type: "button", "aria-label": label, title: label, onclick }, text);
 
@@ -62,14 +70,29 @@ export class CellView {
     this.toolbar = h(
       "div.cell-toolbar",
       { role: "toolbar", "aria-label": `${typeName} cell actions` },
-      btn("Run cell (Ctrl+Enter)", icon("play"), () => a.run(id, { advance: false }), ".run"),
+      !markdown && btn("Run cell (Ctrl+Enter)", icon("play"), () => a.run(id, { advance: false }), ".run"),
       this.aboveBtn,
       btn(`Add a Python cell below`, "+Py↓", () => a.add(id, "python", "below")),
       this.aboveSqlBtn,
       btn(`Add an SQL cell below`, "+SQL↓", () => a.add(id, "sql", "below")),
+      btn(`Add a markdown cell below`, "+MD↓", () => a.add(id, "markdown", "below")),
       btn("Delete cell", icon("trash"), () => a.remove(id), ".danger"),
     );
     this.editorHost = h("div.editor");
+    // Parse errors found by the server while typing (before any run).
+    this.syntaxEl = h("div.syntax-note", { hidden: true, role: "status" });
+    // A markdown cell shows its rendered text until edited (double-click or Enter).
+    this.mdView = markdown
+      ? h("div.md-view", {
+          title: "Double-click to edit",
+          ondblclick: () => this.editMarkdown(),
+        })
+      : null;
+    this.dragHandle = h(
+      "span.drag-handle",
+      { draggable: "true", title: "Drag to move the cell (or Ctrl+Shift+↑/↓)", "aria-hidden": "true" },
+      "⠿",
+    );
     this.stdoutEl = h("pre.stdout", { hidden: true, "aria-label": "Printed output" });
     this.outputsEl = h("div.outputs");
     this.errorEl = h("pre.cell-error", { hidden: true, role: "alert" });
@@ -82,25 +105,29 @@ export class CellView {
       h(
         "div.cell-head",
         {},
-        h(`span.badge.${this.type}`, {}, this.type === "sql" ? "SQL" : "PY"),
+        this.dragHandle,
+        h(`span.badge.${this.type}`, {}, BADGES[this.type] || "PY"),
         this.statusEl,
         this.resultNameEl && h("label.result-name-label", {}, "→ ", this.resultNameEl),
         this.namesEl,
         this.saveEl,
         this.toolbar,
       ),
+      this.mdView,
       this.editorHost,
+      this.syntaxEl,
       h("div.cell-result", {}, this.blockedEl, this.stdoutEl, this.outputsEl, this.errorEl, this.installEl),
     );
 
     this.editor = createEditor(this.editorHost, {
       doc: "",
       language: this.type,
-      label: `${typeName} code`,
+      label: markdown ? "Markdown text" : `${typeName} code`,
+      placeholder: markdown ? "Markdown: *emphasis*, lists, $math$ …" : undefined,
       onChange: (text) => a.edited(id, text),
       keys: [
-        { key: "Shift-Enter", run: () => (a.run(id, { advance: true }), true) },
-        { key: "Mod-Enter", run: () => (a.run(id, { advance: false }), true) },
+        { key: "Shift-Enter", run: () => (markdown ? this.renderMarkdownNow(true) : a.run(id, { advance: true }), true) },
+        { key: "Mod-Enter", run: () => (markdown ? this.renderMarkdownNow(false) : a.run(id, { advance: false }), true) },
         { key: "Mod-s", run: () => (a.saveNow(id), true), preventDefault: true },
         {
           key: "Escape",
@@ -116,6 +143,80 @@ export class CellView {
     // ("command mode" after Escape). Matched on event.code so Option/Alt on a Mac, which
     // types special characters, still works.
     this.el.addEventListener("keydown", (ev) => this.onKey(ev), true);
+    this.setUpDragging();
+    if (markdown) {
+      this.editing = false;
+      this.editorHost.hidden = true;
+      // Leaving the editor renders the text again.
+      this.editorHost.addEventListener("focusout", (ev) => {
+        if (!this.editorHost.contains(ev.relatedTarget)) this.renderMarkdownNow(false, false);
+      });
+    }
+  }
+
+  /** Drag by the handle, drop on another cell's upper or lower half. */
+  setUpDragging() {
+    this.dragHandle.addEventListener("dragstart", (ev) => {
+      ev.dataTransfer.setData(DRAG_TYPE, this.id);
+      ev.dataTransfer.effectAllowed = "move";
+      ev.dataTransfer.setDragImage(this.el, 20, 20);
+      this.el.classList.add("dragging");
+    });
+    this.dragHandle.addEventListener("dragend", () => this.el.classList.remove("dragging"));
+    const where = (ev) => {
+      const box = this.el.getBoundingClientRect();
+      return ev.clientY < box.top + box.height / 2 ? "before" : "after";
+    };
+    this.el.addEventListener("dragover", (ev) => {
+      if (!ev.dataTransfer.types.includes(DRAG_TYPE)) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = "move";
+      this.el.dataset.drop = where(ev);
+    });
+    this.el.addEventListener("dragleave", (ev) => {
+      if (!this.el.contains(ev.relatedTarget)) delete this.el.dataset.drop;
+    });
+    this.el.addEventListener("drop", (ev) => {
+      const moved = ev.dataTransfer.getData(DRAG_TYPE);
+      delete this.el.dataset.drop;
+      if (!moved) return;
+      ev.preventDefault();
+      if (moved !== this.id) this.actions.moveTo(moved, this.id, where(ev));
+    });
+  }
+
+  /** Puts the caret in the cell; a markdown cell with text stays rendered (focused). */
+  focusEditor() {
+    if (this.type !== "markdown") this.editor.focus();
+    else if (this.editor.getText().trim()) this.el.focus();
+    else this.editMarkdown();
+  }
+
+  /** Markdown: shows the editor in place of the rendered text. */
+  editMarkdown() {
+    if (this.type !== "markdown") return;
+    this.editing = true;
+    this.mdView.hidden = true;
+    this.editorHost.hidden = false;
+    this.editor.focus(true);
+  }
+
+  /** Markdown: renders the editor's text and saves it; `advance` moves to the next cell. */
+  renderMarkdownNow(advance, refocus = true) {
+    if (this.type !== "markdown" || !this.editing) return;
+    this.editing = false;
+    this.actions.saveNow(this.id);
+    this.showMarkdown(this.editor.getText());
+    // Selects the next cell (never adds one: a text cell is often the last).
+    if (advance) this.actions.focusSibling(this.id, +1, false);
+    else if (refocus) this.el.focus();
+  }
+
+  showMarkdown(text) {
+    this.editorHost.hidden = true;
+    this.mdView.hidden = false;
+    if (text.trim()) renderMarkdownInto(this.mdView, text);
+    else this.mdView.replaceChildren(h("p.md-empty", {}, "Empty markdown cell: double-click or press Enter to write."));
   }
 
   onKey(ev) {
@@ -126,7 +227,11 @@ export class CellView {
       ev.preventDefault();
       ev.stopPropagation();
     };
-    if (plainAlt && (ev.code === "KeyA" || ev.code === "KeyB")) {
+    const moveKey = ev.ctrlKey && ev.shiftKey && !ev.altKey && (ev.key === "ArrowUp" || ev.key === "ArrowDown");
+    if (moveKey) {
+      stop();
+      a.move(this.id, ev.key === "ArrowUp" ? -1 : +1);
+    } else if (plainAlt && (ev.code === "KeyA" || ev.code === "KeyB")) {
       stop();
       a.add(this.id, ev.shiftKey ? "sql" : "python", ev.code === "KeyA" ? "above" : "below");
     } else if (plainAlt && ev.shiftKey && ev.code === "Backspace") {
@@ -136,7 +241,8 @@ export class CellView {
       // Command mode only: plain keys that would otherwise type into the editor.
       if (ev.key === "Enter" && !ev.shiftKey && !ev.ctrlKey && !ev.metaKey) {
         stop();
-        this.editor.focus();
+        if (this.type === "markdown") this.editMarkdown();
+        else this.editor.focus();
       } else if (ev.key === "Enter" && (ev.shiftKey || ev.ctrlKey || ev.metaKey)) {
         stop();
         a.run(this.id, { advance: ev.shiftKey });
@@ -155,6 +261,8 @@ export class CellView {
   update(cell, { code = false } = {}) {
     this.cell = cell;
     if (code) this.editor.setText(cell.code || "");
+    if (this.type === "markdown" && code && !this.editing) this.showMarkdown(cell.code || "");
+    this.setSyntaxError(cell.syntax_error);
     if (this.resultNameEl && document.activeElement !== this.resultNameEl) {
       this.resultNameEl.value = cell.result_name || "";
     }
@@ -224,8 +332,21 @@ export class CellView {
     this.outputsEl.append(wrapOutput(output));
   }
 
+  /** The error text; "cell N" in it (graph errors) links to that cell. */
   setError(error) {
-    this.errorEl.textContent = stripAnsi(error || "");
+    const text = stripAnsi(error || "");
+    const parts = [];
+    let last = 0;
+    for (const m of text.matchAll(/\bcell (\d+)\b/g)) {
+      const index = Number(m[1]) - 1;
+      parts.push(text.slice(last, m.index));
+      parts.push(
+        h("a.cell-link", { href: "#", title: `Go to cell ${m[1]}`, onclick: (ev) => (ev.preventDefault(), this.actions.focusCell(index)) }, m[0]),
+      );
+      last = m.index + m[0].length;
+    }
+    parts.push(text.slice(last));
+    this.errorEl.replaceChildren(...parts);
     this.errorEl.hidden = !error;
     this.offerInstall(missingModule(error));
   }
@@ -243,6 +364,24 @@ export class CellView {
       this.actions.install(this.id, dist);
     };
     this.installEl.replaceChildren(button);
+  }
+
+  /** Marks the server's parse error in the editor and says where it is. */
+  setSyntaxError(syntaxError) {
+    const key = syntaxError ? `${syntaxError.line}:${syntaxError.col}:${syntaxError.message}` : "";
+    if (key === this.syntaxKey) return;
+    this.syntaxKey = key;
+    this.editor.markError(syntaxError || null);
+    this.syntaxEl.hidden = !syntaxError;
+    this.syntaxEl.textContent = syntaxError ? `⚠ ${syntaxError.message}` : "";
+  }
+
+  /** Brings the cell into view and focuses it, with a short highlight. */
+  reveal() {
+    this.el.scrollIntoView({ block: "center", behavior: "smooth" });
+    this.el.focus({ preventScroll: true });
+    this.el.classList.add("flash");
+    setTimeout(() => this.el.classList.remove("flash"), 1500);
   }
 
   /** A run is starting: old results go (the server resets them too). */

@@ -5,7 +5,7 @@ import {
   EditorState, EditorView, Prec, keymap, lineNumbers, highlightActiveLine, drawSelection,
   placeholder, defaultKeymap, history, historyKeymap, indentWithTab, syntaxHighlighting,
   HighlightStyle, indentOnInput, bracketMatching, closeBrackets, closeBracketsKeymap,
-  python, sql, PostgreSQL, tags as t,
+  python, sql, PostgreSQL, tags as t, setDiagnostics,
 } from "./vendor/codemirror.js";
 
 const highlight = HighlightStyle.define([
@@ -43,7 +43,8 @@ const theme = EditorView.theme({
  * instead of inserting a newline).
  */
 export function createEditor(parent, opts) {
-  const language = opts.language === "sql" ? sql({ dialect: PostgreSQL, upperCaseKeywords: true }) : python();
+  const languages = { sql: () => sql({ dialect: PostgreSQL, upperCaseKeywords: true }), python, markdown: () => [] };
+  const language = (languages[opts.language] || python)();
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -59,7 +60,7 @@ export function createEditor(parent, opts) {
         highlightActiveLine(),
         syntaxHighlighting(highlight),
         language,
-        placeholder(opts.language === "sql" ? "SELECT … -- {name} binds a Python value" : "# Python"),
+        placeholder(opts.placeholder || (opts.language === "sql" ? "SELECT … -- {name} binds a Python value" : "# Python")),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorView.lineWrapping,
         theme,
@@ -92,6 +93,18 @@ export function createEditor(parent, opts) {
       if (atEnd) view.dispatch({ selection: { anchor: view.state.doc.length } });
     },
     hasFocus: () => view.hasFocus,
+    /** Underlines a parse error from the server (1-based line and column), or clears it (null). */
+    markError(error) {
+      const doc = view.state.doc;
+      const marks = [];
+      if (error && doc.lines > 0) {
+        const line = doc.line(Math.min(Math.max(1, error.line || 1), doc.lines));
+        const from = Math.min(line.from + Math.max(0, (error.col || 1) - 1), line.to);
+        const to = Math.min(Math.max(from + 1, line.to), doc.length);
+        marks.push({ from, to, severity: "error", message: error.message || "syntax error" });
+      }
+      view.dispatch(setDiagnostics(view.state, marks));
+    },
     destroy: () => view.destroy(),
   };
 }

@@ -14,11 +14,12 @@ export const SHORTCUTS = [
     [`${alt}+Shift+A`, "Add an SQL cell above"],
     [`${alt}+Shift+B`, "Add an SQL cell below"],
     [`${alt}+Shift+Backspace`, "Delete the cell"],
+    ["Ctrl+Shift+↑ / ↓", "Move the cell up / down (or drag it by ⠿)"],
     [`${mod}+S`, "Save now (edits are also saved as you type)"],
     ["Esc", "Leave the editor and select the cell (then Tab moves on)"],
   ]],
   ["With a cell selected", [
-    ["Enter", "Edit the cell"],
+    ["Enter", "Edit the cell (a markdown cell: Shift+Enter renders it)"],
     ["↑ / ↓ (or K / J)", "Select the previous / next cell"],
   ]],
   ["Anywhere", [

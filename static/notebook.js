@@ -13,6 +13,7 @@ import { $, toast, debounce } from "./dom.js";
 import { CellView } from "./cells.js";
 import { LiveConnection } from "./ws.js";
 import { PackagePanel, normalizeName } from "./packages.js";
+import { CellMoves } from "./cell_moves.js";
 
 const SAVE_DELAY_MS = 500;
 const POLL_MS = 1000;
@@ -37,6 +38,7 @@ export class NotebookController {
     this.conn = null;
     this.packages = new PackagePanel($("#packages"));
     this.rerunAfterInstall = new Map(); // package name -> cell ids to run once it is installed
+    this.moves = new CellMoves(this);
   }
 
   async open() {
@@ -126,7 +128,7 @@ export class NotebookController {
     }
     this.layout();
     if (this.focusWhenCreated && this.views.has(this.focusWhenCreated)) {
-      this.views.get(this.focusWhenCreated).editor.focus();
+      this.views.get(this.focusWhenCreated).focusEditor();
       this.focusWhenCreated = null;
     }
     this.startPollingIfBusy();
@@ -140,8 +142,11 @@ export class NotebookController {
       edited: (id, text) => this.edited(id, text),
       saveNow: (id) => this.saves.get(id)?.debounced.flush(),
       renameResult: (id, name) => this.renameResult(id, name),
-      focusSibling: (id, delta) => this.focusSibling(id, delta, false),
+      focusSibling: (id, delta, edit = false) => this.focusSibling(id, delta, edit),
       install: (id, name) => this.installPackage(id, name),
+      move: (id, delta) => this.moves.step(id, delta),
+      moveTo: (id, targetId, where) => this.moves.moveTo(id, targetId, where),
+      focusCell: (index) => this.views.get(this.order[index])?.reveal(),
     });
   }
 
@@ -219,12 +224,15 @@ export class NotebookController {
           this.layout();
         }
         if (this.focusWhenCreated === msg.cellId) {
-          this.views.get(msg.cellId).editor.focus();
+          this.views.get(msg.cellId).focusEditor();
           this.focusWhenCreated = null;
         }
         break;
       case "cell_deleted":
         this.removeView(msg.cellId);
+        break;
+      case "cell_moved":
+        this.moves.apply(msg.cellId, msg.index);
         break;
       case "notebook_updated":
         if (msg.name !== undefined) this.hooks.onName(msg.name);
@@ -425,7 +433,7 @@ export class NotebookController {
     const index = this.order.indexOf(id) + delta;
     if (index >= 0 && index < this.order.length) {
       const view = this.views.get(this.order[index]);
-      if (edit) view.editor.focus();
+      if (edit) view.focusEditor();
       else view.el.focus();
       view.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
     } else if (index >= this.order.length && edit) {
@@ -444,7 +452,7 @@ export class NotebookController {
       }
       this.focusWhenCreated = res.cell_id;
       if (this.views.has(res.cell_id)) {
-        this.views.get(res.cell_id).editor.focus();
+        this.views.get(res.cell_id).focusEditor();
         this.focusWhenCreated = null;
       } else if (!this.conn?.live) {
         await this.load();
@@ -466,9 +474,12 @@ export class NotebookController {
   }
 
   async deleteCell(id) {
+    // What undo needs to put the cell back: its type, text and neighbours.
+    const undo = this.moves.snapshot(id);
     try {
       await api.deleteCell(this.id, id);
       if (!this.conn?.live) this.removeView(id);
+      if (undo) this.moves.offerUndo(undo);
     } catch (err) {
       toast(`Could not delete the cell: ${err.message}`, "error");
     }

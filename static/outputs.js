@@ -1,6 +1,8 @@
 // Renders one output (a MIME bundle item) into DOM. Chart libraries are loaded on first use
 // only, so a notebook of plain text never pays for 5 MB of Plotly.
 import { h, loadScript } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+import { renderTable } from "./table.js";
 
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 export const stripAnsi = (s) => String(s ?? "").replace(ANSI, "");
@@ -12,6 +14,8 @@ export function renderOutput(output) {
       return h("pre.out-text", {}, stripAnsi(data));
     case "text/html":
       return renderHtml(String(data ?? ""));
+    case "text/markdown":
+      return renderMarkdown(String(data ?? ""));
     case "image/png":
       return h("img.out-image", { src: `data:image/png;base64,${data}`, alt: "Image output" });
     case "image/svg+xml":
@@ -27,36 +31,6 @@ export function renderOutput(output) {
     default:
       return h("pre.out-text.muted", {}, `[${mime}] `, typeof data === "string" ? data : JSON.stringify(data));
   }
-}
-
-/** A result table: sticky header, scrolls both ways, and says when rows were cut. */
-function renderTable({ columns = [], rows = [], truncated }) {
-  const table = h(
-    "table.out-table",
-    {},
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, String(c))))),
-    h(
-      "tbody",
-      {},
-      rows.map((row) =>
-        h("tr", {}, row.map((v) => h(`td${typeof v === "number" ? ".num" : ""}${v === null ? ".null" : ""}`, {}, formatCell(v)))),
-      ),
-    ),
-  );
-  const note = [`${rows.length} row${rows.length === 1 ? "" : "s"} × ${columns.length} column${columns.length === 1 ? "" : "s"}`];
-  if (truncated) note.push(typeof truncated === "string" ? truncated : "(truncated)");
-  return h(
-    "div.out-table-wrap",
-    {},
-    h("div.table-scroll", { tabindex: 0, role: "region", "aria-label": "Result table" }, table),
-    h(`div.table-note${truncated ? ".truncated" : ""}`, {}, note.join(" · ")),
-  );
-}
-
-function formatCell(v) {
-  if (v === null || v === undefined) return "null";
-  if (typeof v === "object") return JSON.stringify(v);
-  return String(v);
 }
 
 // HTML output runs in a sandboxed iframe: scripts may run (widgets, styled tables) but in an

@@ -149,9 +149,13 @@ fn multiple_definitions() {
         ("r", &[], &["x", "z"]),
     ]);
     let g = cells.graph();
-    let msg = "'x' is defined in more than one cell; 'y' is defined in more than one cell";
-    assert_eq!(g.errors().get("a").map(String::as_str), Some(msg));
-    assert_eq!(g.errors().get("b").map(String::as_str), Some(msg));
+    // Each names the other cell by its position.
+    let msg_a = "'x' is defined in more than one cell: also in cell 2; \
+                 'y' is defined in more than one cell: also in cell 2";
+    let msg_b = "'x' is defined in more than one cell: also in cell 1; \
+                 'y' is defined in more than one cell: also in cell 1";
+    assert_eq!(g.errors().get("a").map(String::as_str), Some(msg_a));
+    assert_eq!(g.errors().get("b").map(String::as_str), Some(msg_b));
     assert_eq!(g.errors().len(), 2);
     // Nothing reads an ambiguous value.
     assert_eq!(g.parents("r"), vec!["c"]);
@@ -175,10 +179,14 @@ fn cycle() {
         ("other", &["o"], &[]),
     ]);
     let g = cells.graph();
-    for id in ["p", "q", "r"] {
+    for (id, others) in [
+        ("p", "cell 3, cell 4"),
+        ("q", "cell 2, cell 4"),
+        ("r", "cell 2, cell 3"),
+    ] {
         assert_eq!(
             g.errors().get(id).map(String::as_str),
-            Some("cycle between cells: p, q, r"),
+            Some(format!("cycle: this cell and {others} depend on each other").as_str()),
             "{id}"
         );
     }
@@ -204,15 +212,18 @@ fn cycle_and_multiple_definition_errors_combine() {
     .graph();
     assert_eq!(
         g.errors().get("a").map(String::as_str),
-        Some("'dup' is defined in more than one cell; cycle between cells: a, b")
+        Some(
+            "'dup' is defined in more than one cell: also in cell 3; \
+             cycle: this cell and cell 2 depend on each other"
+        )
     );
     assert_eq!(
         g.errors().get("b").map(String::as_str),
-        Some("cycle between cells: a, b")
+        Some("cycle: this cell and cell 1 depend on each other")
     );
     assert_eq!(
         g.errors().get("c").map(String::as_str),
-        Some("'dup' is defined in more than one cell")
+        Some("'dup' is defined in more than one cell: also in cell 1")
     );
 }
 

@@ -247,7 +247,8 @@ async fn dataframe_table_output() {
     assert_eq!(o.data["columns"], json!(["a", "b"]));
     let rows = o.data["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1000);
-    assert_eq!(rows[0], json!([0, null]));
+    // NaN is tagged, so a table tells it apart from a missing value (None -> null).
+    assert_eq!(rows[0], json!([0, {"type": "float", "value": "NaN"}]));
     assert_eq!(rows[1], json!([1, 1.5]));
     let note = o.data["truncated"].as_str().unwrap();
     assert!(note.contains("1000") && note.contains("5000"), "{note}");
@@ -264,6 +265,16 @@ async fn dataframe_table_output() {
         json!([["x", "2024-01-02T00:00:00", 7], ["y", null, 8]])
     );
     assert!(o.data.get("truncated").is_none());
+
+    let o = one_output(
+        &mut k,
+        "pd.DataFrame({'o': [None, 'x'], 'f': [float('-inf'), 0.25]})",
+    )
+    .await;
+    assert_eq!(
+        o.data["rows"],
+        json!([[null, {"type": "float", "value": "-Infinity"}], ["x", 0.25]])
+    );
 
     let o = one_output(&mut k, "pd.Series([1, 2], name='s')").await;
     assert_eq!(o.data["columns"], json!(["s"]));
@@ -370,11 +381,28 @@ async fn html_repr_display_and_size_limit() {
 async fn traceback_is_trimmed_to_user_code() {
     let mut k = spawn().await;
     let (r, _) = run(&mut k, "x = 1\n1/0").await;
-    assert_eq!(
-        r,
-        ExecResult::Error(
-            "Traceback (most recent call last):\n  File \"<cell>\", line 2, in <module>\nZeroDivisionError: division by zero".into()
-        )
+    let ExecResult::Error(e) = r else {
+        panic!("{r:?}")
+    };
+    // The offending source line follows its frame (CPython may add a caret line under it).
+    assert!(
+        e.starts_with(
+            "Traceback (most recent call last):\n  File \"<cell>\", line 2, in <module>\n    1/0\n"
+        ),
+        "{e}"
+    );
+    assert!(e.ends_with("\nZeroDivisionError: division by zero"), "{e}");
+    assert_eq!(e.matches("File ").count(), 1, "{e}");
+    // A function defined by an earlier run shows its own source line, not the caller's.
+    let (r, _) = run(&mut k, "def g():\n    return {}['missing']").await;
+    assert_eq!(r, ExecResult::Ok);
+    let (r, _) = run(&mut k, "y = 2\ng()").await;
+    let ExecResult::Error(e) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        e.contains("line 2, in <module>\n    g()") && e.contains("in g\n    return {}['missing']"),
+        "{e}"
     );
     let (r, _) = run(&mut k, "def f():\n    raise ValueError('bad')\nf()").await;
     let ExecResult::Error(e) = r else {

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::notebook::cell::validate_result_name;
 use crate::notebook::CellType;
 use crate::room::messages::{
-    CreateCell as CreateMsg, DeleteCell as DeleteMsg, UpdateCell as UpdateMsg,
+    CreateCell as CreateMsg, DeleteCell as DeleteMsg, MoveCell as MoveMsg, UpdateCell as UpdateMsg,
 };
 use crate::server::AppState;
 
@@ -49,7 +49,7 @@ pub async fn create(
     let body = body.0;
     let cell_type = CellType::parse(&body.cell_type).ok_or_else(|| {
         ApiError::Unprocessable(format!(
-            "unknown cell type '{}': expected 'python' or 'sql'",
+            "unknown cell type '{}': expected 'python', 'sql' or 'markdown'",
             body.cell_type
         ))
     })?;
@@ -115,5 +115,55 @@ pub async fn delete(
     let (notebook_id, cell_id) = path.into_inner();
     let room = state.rooms.open(&user.user_id, &notebook_id).await?;
     let revision = ask(&room, DeleteMsg { cell_id }).await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
+}
+
+/// Body of `POST /api/notebooks/{id}/cells/{cell_id}/move`: exactly one of the two.
+#[derive(Deserialize)]
+pub struct MoveCell {
+    before_cell_id: Option<String>,
+    after_cell_id: Option<String>,
+}
+
+/// Moves a cell before or after another one (404 for an unknown cell or target, 422 for
+/// both, neither, or the cell itself as target). Order never changes what runs.
+#[post("/api/notebooks/{id}/cells/{cell_id}/move")]
+pub async fn move_cell(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: JsonBody<MoveCell>,
+) -> Result<HttpResponse, ApiError> {
+    let (notebook_id, cell_id) = path.into_inner();
+    let (target_id, after) = match body.0 {
+        MoveCell {
+            before_cell_id: Some(target),
+            after_cell_id: None,
+        } => (target, false),
+        MoveCell {
+            before_cell_id: None,
+            after_cell_id: Some(target),
+        } => (target, true),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "give before_cell_id or after_cell_id (exactly one)".into(),
+            ))
+        }
+    };
+    if target_id == cell_id {
+        return Err(ApiError::Unprocessable(
+            "a cell cannot move next to itself".into(),
+        ));
+    }
+    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let revision = ask(
+        &room,
+        MoveMsg {
+            cell_id,
+            target_id,
+            after,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
 }

@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(cells::create)
         .service(cells::update)
         .service(cells::delete)
+        .service(cells::move_cell)
         .service(execution::run)
         .service(execution::interrupt)
         .service(execution::restart)

@@ -514,6 +514,75 @@ impl Store {
         })
     }
 
+    /// Moves a cell just before or after `target` (the caller passes exactly one side, and a
+    /// target other than the cell); returns the cell's new index and the notebook's new
+    /// revision. Positions stay dense (0..n).
+    pub async fn move_cell(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        cell_id: &str,
+        target: &str,
+        after: bool,
+    ) -> Result<(usize, i64), StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    let row = find_cell!(c, notebook_id, cell_id)?;
+                    let target_pos = cells::table
+                        .filter(cells::notebook_id.eq(notebook_id))
+                        .filter(cells::id.eq(target))
+                        .select(cells::position)
+                        .first::<i32>(c)
+                        .await
+                        .optional()?
+                        .ok_or(if after {
+                            StoreError::AfterCellNotFound
+                        } else {
+                            StoreError::BeforeCellNotFound
+                        })?;
+                    // The index the target's slot has once the cell is out of the list.
+                    let target_pos = if target_pos > row.position {
+                        target_pos - 1
+                    } else {
+                        target_pos
+                    };
+                    let new_pos = if after { target_pos + 1 } else { target_pos };
+                    if new_pos != row.position {
+                        // Close the gap the cell leaves, open one where it lands.
+                        diesel::update(
+                            cells::table
+                                .filter(cells::notebook_id.eq(notebook_id))
+                                .filter(cells::position.gt(row.position)),
+                        )
+                        .set(cells::position.eq(cells::position - 1))
+                        .execute(c)
+                        .await?;
+                        diesel::update(
+                            cells::table
+                                .filter(cells::notebook_id.eq(notebook_id))
+                                .filter(cells::id.ne(cell_id))
+                                .filter(cells::position.ge(new_pos)),
+                        )
+                        .set(cells::position.eq(cells::position + 1))
+                        .execute(c)
+                        .await?;
+                        diesel::update(cells::table.find(cell_id))
+                            .set(cells::position.eq(new_pos))
+                            .execute(c)
+                            .await?;
+                    }
+                    let revision = bump_revision!(c, notebook_id)?;
+                    Ok((usize::try_from(new_pos).unwrap_or(0), revision))
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
     /// Saves a cell's run state (status, stdout, error, outputs JSON).
     pub async fn save_run_state(
         &self,

@@ -8,9 +8,12 @@ import ast
 import base64
 import builtins
 import codecs
+import collections
 import importlib
 import io
+import itertools
 import json
+import linecache
 import math
 import os
 import signal
@@ -22,6 +25,10 @@ import types
 CMD_FD = 3
 MSG_FD = 4
 CELL_FILENAME = "<cell>"
+# Each run compiles under its own name so linecache can show the right source line even for
+# a function defined by another cell; tracebacks print them all as CELL_FILENAME.
+CELL_PREFIX = "<cell-"
+MAX_CELL_SOURCES = 2000
 MAX_ROWS = 1000
 MAX_OUTPUT_BYTES = 8 * 1024 * 1024  # same as the server's cap (src/kernel/caps.rs)
 
@@ -82,7 +89,7 @@ def _json_safe(v, depth=0):
         return {str(k): _json_safe(x, depth + 1) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_json_safe(x, depth + 1) for x in v]
-    return _cell(v)
+    return _cell(v, tag=False)
 
 
 def _dumps(msg):
@@ -256,14 +263,22 @@ def _from(obj, pkg):
     return any(m == pkg or m.startswith(pkg + ".") for m in _mro_modules(obj))
 
 
-def _cell(v):
-    """One table cell / nested value as a JSON-safe scalar."""
+def _float_tag(v):
+    """A NaN or infinity, tagged so a table can show NaN apart from a missing value (None)."""
+    return {"type": "float", "value": "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")}
+
+
+def _cell(v, tag=True):
+    """One table cell / nested value as a JSON-safe scalar; NaN and infinities are tagged
+    (see _float_tag) unless `tag` is false, when they become None."""
     if v is None or isinstance(v, (bool, str)):
         return v
     if isinstance(v, int):
         return v
     if isinstance(v, float):
-        return v if math.isfinite(v) else None
+        if math.isfinite(v):
+            return v
+        return _float_tag(v) if tag else None
     mods = _mro_modules(v)
     if any(m.startswith("pandas") for m in mods):
         import pandas as pd
@@ -287,7 +302,7 @@ def _cell(v):
         if isinstance(v, np.ndarray):
             return _json_safe(v.tolist())
         if isinstance(v, np.generic):
-            return _cell(v.item())
+            return _cell(v.item(), tag)
     if hasattr(v, "isoformat"):
         try:
             return v.isoformat()
@@ -417,6 +432,15 @@ def _rich(obj):
         h = html()
         if isinstance(h, str):
             return {"mime_type": "text/html", "data": h, "metadata": {}}
+    # Duck-typed like IPython's display protocol (IPython.display.Markdown has it), so no
+    # IPython is needed; it may answer the text or (text, metadata).
+    markdown = getattr(obj, "_repr_markdown_", None)
+    if callable(markdown) and not isinstance(obj, type):
+        md = markdown()
+        if isinstance(md, tuple) and md:
+            md = md[0]
+        if isinstance(md, str):
+            return {"mime_type": "text/markdown", "data": md, "metadata": {}}
     return None
 
 
@@ -483,22 +507,62 @@ sys.modules["__main__"] = _main  # so pickle etc. find classes defined in cells
 G = _main.__dict__
 
 
+_cell_sources = collections.deque()
+_cell_runs = itertools.count(1)
+
+
+def _cell_source(code):
+    """A fresh file name for this run's code, whose lines linecache now knows."""
+    name = "%s%d>" % (CELL_PREFIX, next(_cell_runs))
+    # mtime None: linecache.checkcache keeps the entry (there is no file to compare with).
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    _cell_sources.append(name)
+    if len(_cell_sources) > MAX_CELL_SOURCES:
+        linecache.cache.pop(_cell_sources.popleft(), None)
+    return name
+
+
+def _is_cell_file(name):
+    return name == CELL_FILENAME or name.startswith(CELL_PREFIX)
+
+
+def _show_cell_names(te, seen=None):
+    """Prints every run's file name as CELL_FILENAME, after its source lines are read."""
+    seen = seen if seen is not None else set()
+    if te is None or id(te) in seen:
+        return
+    seen.add(id(te))
+    for fs in te.stack:
+        if _is_cell_file(fs.filename):
+            fs.line  # noqa: B018 - reads the line from linecache under the real name
+            fs.filename = CELL_FILENAME
+    if _is_cell_file(getattr(te, "filename", None) or ""):
+        te.filename = CELL_FILENAME
+    _show_cell_names(te.__cause__, seen)
+    _show_cell_names(te.__context__, seen)
+    for sub in getattr(te, "exceptions", None) or []:
+        _show_cell_names(sub, seen)
+
+
 def format_error(e):
-    """Traceback limited to frames from user code, ending with the exception line."""
+    """Traceback limited to frames from user code (with their source lines), ending with the
+    exception line."""
     tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_FILENAME:
+    while tb is not None and not _is_cell_file(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    lines = traceback.format_exception(type(e), e, tb)
-    return "".join(lines).rstrip("\n")
+    te = traceback.TracebackException(type(e), e, tb)
+    _show_cell_names(te)
+    return "".join(te.format()).rstrip("\n")
 
 
 def run_cell(code):
-    tree = compile(code, CELL_FILENAME, "exec", ast.PyCF_ONLY_AST)
+    filename = _cell_source(code)
+    tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    body = compile(tree, CELL_FILENAME, "exec")
-    last_code = compile(last, CELL_FILENAME, "eval") if last is not None else None
+    body = compile(tree, filename, "exec")
+    last_code = compile(last, filename, "eval") if last is not None else None
     STATE.in_user = True
     try:
         exec(body, G)

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The two kinds of cell.
+/// The kinds of cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CellType {
@@ -11,14 +11,17 @@ pub enum CellType {
     Python,
     /// SQL run against the notebook's PostgreSQL connection.
     Sql,
+    /// Markdown text: rendered by the UI, never executed, never part of the graph.
+    Markdown,
 }
 
 impl CellType {
-    /// Parses `python` / `sql`.
+    /// Parses `python` / `sql` / `markdown`.
     pub fn parse(s: &str) -> Option<CellType> {
         match s {
             "python" => Some(CellType::Python),
             "sql" => Some(CellType::Sql),
+            "markdown" => Some(CellType::Markdown),
             _ => None,
         }
     }
@@ -28,6 +31,39 @@ impl CellType {
         match self {
             CellType::Python => "python",
             CellType::Sql => "sql",
+            CellType::Markdown => "markdown",
+        }
+    }
+
+    /// Whether cells of this type run (markdown is only text).
+    pub fn executes(self) -> bool {
+        self != CellType::Markdown
+    }
+}
+
+/// A parse error of a cell's code, with where it is (1-based), so an editor can mark it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// The whole message, e.g. `syntax error at line 2, column 5: missing )`.
+    pub message: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based character column (1 when the analysis only knows the line).
+    pub col: usize,
+}
+
+impl SyntaxError {
+    /// Reads the position out of the analysis' message (`... at line L[, column C] ...`).
+    pub fn from_message(message: &str) -> SyntaxError {
+        let number_after = |key: &str| -> Option<usize> {
+            let rest = &message[message.find(key)? + key.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        SyntaxError {
+            message: message.to_string(),
+            line: number_after("line ").unwrap_or(1).max(1),
+            col: number_after("column ").unwrap_or(1).max(1),
         }
     }
 }
@@ -69,7 +105,7 @@ impl CellStatus {
 pub struct Cell {
     /// Cell id.
     pub id: String,
-    /// `python` or `sql`.
+    /// `python`, `sql` or `markdown`.
     #[serde(rename = "type")]
     pub cell_type: CellType,
     /// Source code.
@@ -88,6 +124,9 @@ pub struct Cell {
     pub writes: Vec<String>,
     /// The Python name a SQL cell's result is bound to (None for Python cells).
     pub result_name: Option<String>,
+    /// The code's parse error, found while typing (before any run); None when it parses.
+    #[serde(default)]
+    pub syntax_error: Option<SyntaxError>,
 }
 
 /// Checks a SQL cell's result name: a Python identifier that is not a keyword; the error
@@ -114,4 +153,19 @@ pub fn default_result_name<'a>(taken: impl Iterator<Item = &'a str> + Clone) -> 
         .map(|n| format!("df_{n}"))
         .find(|candidate| !taken.clone().any(|t| t == candidate))
         .unwrap_or_else(|| "df".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_position_is_read_from_the_message() {
+        let e = SyntaxError::from_message("syntax error at line 3, column 7: missing )");
+        assert_eq!((e.line, e.col), (3, 7));
+        let e = SyntaxError::from_message("syntax error at line 2: unexpected indent");
+        assert_eq!((e.line, e.col), (2, 1));
+        let e = SyntaxError::from_message("python parser failed");
+        assert_eq!((e.line, e.col), (1, 1));
+    }
 }

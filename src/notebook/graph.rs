@@ -50,7 +50,7 @@ impl Graph {
         }
 
         // BTreeMap so each cell's conflicting names come out sorted.
-        let mut conflicts: Vec<Vec<&str>> = vec![Vec::new(); n];
+        let mut conflicts: Vec<Vec<(&str, &[usize])>> = vec![Vec::new(); n];
         let ambiguous: BTreeMap<&str, &Vec<usize>> = writers
             .iter()
             .filter(|(_, ws)| ws.len() > 1)
@@ -58,7 +58,7 @@ impl Graph {
             .collect();
         for (name, ws) in &ambiguous {
             for &w in *ws {
-                conflicts[w].push(name);
+                conflicts[w].push((name, ws.as_slice()));
             }
         }
 
@@ -88,14 +88,24 @@ impl Graph {
 
         let mut errors = HashMap::new();
         for i in 0..n {
+            // Other cells are named by position ("cell 3"), which people see, not by id.
             let mut msgs: Vec<String> = conflicts[i]
                 .iter()
-                .map(|name| format!("'{name}' is defined in more than one cell"))
+                .map(|(name, ws)| {
+                    format!(
+                        "'{name}' is defined in more than one cell: also in {}",
+                        cell_list(ws.iter().copied().filter(|&j| j != i))
+                    )
+                })
                 .collect();
             let cycle = &members[component[i]];
             if cycle.len() > 1 {
-                let names: Vec<&str> = cycle.iter().map(|&j| ids[j].as_str()).collect();
-                msgs.push(format!("cycle between cells: {}", names.join(", ")));
+                let mut others: Vec<usize> = cycle.iter().copied().filter(|&j| j != i).collect();
+                others.sort_unstable();
+                msgs.push(format!(
+                    "cycle: this cell and {} depend on each other",
+                    cell_list(others.into_iter())
+                ));
             }
             if !msgs.is_empty() {
                 errors.insert(ids[i].clone(), msgs.join("; "));
@@ -184,6 +194,14 @@ impl Graph {
             })
             .unwrap_or_default()
     }
+}
+
+/// "cell 2, cell 5" for 0-based indices (positions shown to people are 1-based).
+fn cell_list(indices: impl Iterator<Item = usize>) -> String {
+    indices
+        .map(|j| format!("cell {}", j + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Iterative Tarjan SCC (no recursion, so long chains cannot overflow the stack).

@@ -187,6 +187,7 @@ impl NotebookRoom {
             .any(|cell| match cell.cell_type {
                 CellType::Python => true,
                 CellType::Sql => !sql_placeholders(&cell.code).is_empty(),
+                CellType::Markdown => false,
             })
     }
 
@@ -294,6 +295,8 @@ impl NotebookRoom {
                     placeholders: sql_placeholders(&cell.code),
                     result_name: cell.result_name.clone(),
                 },
+                // Never executed (and never in a run order: it has no edges); skipped if named.
+                CellType::Markdown => continue,
             };
             if let Err(e) = self.claim_for_cell(&work, ctx) {
                 if let Some(cell) = self.state.cell_mut(&id) {
@@ -573,8 +576,12 @@ impl Handler<RunCell> for NotebookRoom {
 
     fn handle(&mut self, msg: RunCell, ctx: &mut Self::Context) -> Self::Result {
         self.touch();
-        if self.state.cell(&msg.cell_id).is_none() {
+        let Some(cell) = self.state.cell(&msg.cell_id) else {
             return Err(ApiError::NotFound("Cell not found".into()));
+        };
+        if !cell.cell_type.executes() {
+            // Running a markdown cell is a no-op success: it has nothing to run or re-run.
+            return Ok(());
         }
         self.request_run(&msg.cell_id, ctx)
     }
@@ -867,6 +874,35 @@ impl Handler<DeleteCell> for NotebookRoom {
                 room.forget(stale);
                 room.broadcast(json!({"type": "cell_deleted", "cellId": cell_id}));
                 room.graph_changed(&cell_id);
+                Ok(revision)
+            }),
+        ))
+    }
+}
+
+impl Handler<MoveCell> for NotebookRoom {
+    type Result = AtomicResponse<Self, Result<i64, ApiError>>;
+
+    fn handle(&mut self, msg: MoveCell, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let store = self.store.clone();
+        let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                store
+                    .move_cell(&owner, &id, &msg.cell_id, &msg.target_id, msg.after)
+                    .await
+                    .map(|(index, revision)| (msg.cell_id, index, revision))
+                    .map_err(ApiError::from)
+            }
+            .into_actor(self)
+            .map(|result, room, _| {
+                let (cell_id, index, revision) = result?;
+                room.state.revision = revision;
+                room.state.move_cell(&cell_id, index);
+                room.broadcast(json!({"type": "cell_moved", "cellId": cell_id, "index": index}));
+                // Order never changes what runs, only the positions graph errors name.
+                room.graph_changed("");
                 Ok(revision)
             }),
         ))

@@ -163,6 +163,18 @@ pub struct DeleteCell {
     pub cell_id: String,
 }
 
+/// Move a cell before or after another; answers the new revision.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+pub struct MoveCell {
+    /// The cell to move.
+    pub cell_id: String,
+    /// The cell it lands next to (never `cell_id` itself).
+    pub target_id: String,
+    /// Lands after the target (true) or before it (false).
+    pub after: bool,
+}
+
 /// Run a cell and everything downstream of it.
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::db::models::{CellRow, NotebookRow};
 use crate::notebook::analysis::{analyze_python, analyze_sql, CellNames};
+use crate::notebook::cell::SyntaxError;
 use crate::notebook::graph::{Graph, GraphCell};
 use crate::notebook::{Cell, CellStatus, CellType};
 use crate::sql::conn_string;
@@ -103,6 +104,8 @@ impl LiveCell {
 pub fn analyze(cell_type: CellType, code: &str, result_name: Option<&str>) -> CellNames {
     match cell_type {
         CellType::Python => analyze_python(code),
+        // Markdown is text: it defines and reads nothing, so it is never in the graph.
+        CellType::Markdown => CellNames::default(),
         CellType::Sql => {
             let mut names = analyze_sql(code);
             if names.syntax_error.is_none() {
@@ -188,6 +191,15 @@ impl NotebookState {
         self.cells.iter().position(|c| c.id == cell_id)
     }
 
+    /// Puts a cell at `index` (clamped), as the store just did.
+    pub fn move_cell(&mut self, cell_id: &str, index: usize) {
+        if let Some(from) = self.index_of(cell_id) {
+            let cell = self.cells.remove(from);
+            let index = index.min(self.cells.len());
+            self.cells.insert(index, cell);
+        }
+    }
+
     /// A cell by id.
     pub fn cell(&self, cell_id: &str) -> Option<&LiveCell> {
         self.cells.iter().find(|c| c.id == cell_id)
@@ -217,6 +229,11 @@ impl NotebookState {
             reads: cell.names.reads.clone(),
             writes: cell.names.writes.clone(),
             result_name: cell.result_name.clone(),
+            syntax_error: cell
+                .names
+                .syntax_error
+                .as_deref()
+                .map(SyntaxError::from_message),
         }
     }
 

@@ -494,6 +494,7 @@ try {
     await envPage.close();
     log("environment banner: failure and retry");
   }
+  await cellsFeatureScenarios(page, notebookUrl);
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);
@@ -510,4 +511,180 @@ try {
   }
   await browser.close();
   process.exit(1);
+}
+
+// ===== Cells helper: markdown, moving cells, undo delete, notebook delete confirmation, =====
+// ===== clearer errors, tables. Called once from the main flow above.                      =====
+
+/** Cell ids on screen, in order. */
+async function cellIds(page) {
+  return page.locator("section.cell").evaluateAll((els) => els.map((e) => e.dataset.cellId));
+}
+
+/** Waits until the page shows the cells in `ids` order; the error says what it shows instead. */
+async function waitOrder(p, ids, what) {
+  await p
+    .waitForFunction((want) => [...document.querySelectorAll("section.cell")].map((e) => e.dataset.cellId).join() === want.join(), ids, {
+      timeout: 15_000,
+    })
+    .catch(async (err) => {
+      throw new Error(`${what}: want ${ids.join()}, shows ${(await cellIds(p)).join()}: ${err.message}`);
+    });
+}
+
+async function cellsFeatureScenarios(page, notebookUrl) {
+  // A fresh notebook keeps positions simple.
+  await page.getByRole("button", { name: "New notebook" }).click();
+  await page.waitForURL((url) => url.href !== notebookUrl);
+  await page.locator("#notebook-name").fill("Cells features");
+  await page.locator("#notebook-name").press("Enter");
+  await page.locator("#notebook-list li.current a", { hasText: "Cells features" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 1);
+
+  // --- Markdown cell: KaTeX renders, XSS is sanitized ------------------------------------------
+  await page.getByRole("button", { name: "Add a markdown cell at the end" }).click();
+  await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 2);
+  const md = cell(page, 1);
+  assert(await md.evaluate((c) => c.classList.contains("markdown")), "the new cell is a markdown cell");
+  // An empty new markdown cell opens in edit mode.
+  await md.locator(".cm-content").waitFor({ state: "visible" });
+  await md.locator(".cm-content").click();
+  await page.keyboard.insertText([
+    "# Heading **bold**",
+    "",
+    "Euler: $e^{i\\pi} + 1 = 0$ and `$HOME` stays code.",
+    "",
+    "$$\\int_0^1 x^2\\,dx$$",
+    "",
+    "<img src=x onerror=\"window.__xss = 1\"> <script>window.__xss = 2</script>",
+    "<a href=\"javascript:window.__xss = 3\">bad link</a> [good](https://example.com)",
+  ].join("\n"));
+  await page.keyboard.press("Shift+Enter");
+  await md.locator(".md-view h1", { hasText: "Heading" }).waitFor();
+  await md.locator(".md-view .katex").first().waitFor();
+  assert((await md.locator(".md-view .katex-display").count()) === 1, "display math rendered");
+  assert((await md.locator(".md-view code", { hasText: "$HOME" }).count()) === 1, "dollars in code stay code");
+  assert((await md.locator(".md-view script").count()) === 0, "no script element survives");
+  assert((await md.locator(".md-view [onerror]").count()) === 0, "no event handler attribute survives");
+  const badHref = await md.locator(".md-view a", { hasText: "bad link" }).getAttribute("href").catch(() => null);
+  assert(!badHref || !/^javascript:/i.test(badHref), `javascript: link removed (${badHref})`);
+  await md.locator(".md-view a", { hasText: "bad link" }).click().catch(() => {});
+  await page.waitForTimeout(300);
+  assert((await page.evaluate(() => window.__xss)) === undefined, "no markdown XSS ran");
+  await waitSaved(page);
+  await showCell(page, 1);
+  await screenshot(page, "markdown-rendered");
+  // Double-click edits; blur renders again; the text survives a reload.
+  await md.locator(".md-view").dblclick();
+  await md.locator(".cm-content").waitFor({ state: "visible" });
+  await page.keyboard.press("ControlOrMeta+End");
+  await page.keyboard.insertText("\n\nAdded *later*.");
+  await cell(page, 0).locator(".cm-content").click();
+  await md.locator(".md-view em", { hasText: "later" }).waitFor();
+  await waitSaved(page);
+  await page.reload();
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  await cell(page, 1).locator(".md-view em", { hasText: "later" }).waitFor();
+  await cell(page, 1).locator(".md-view .katex").first().waitFor();
+
+  // --- text/markdown output and a table with NaN/None, sorting and paging --------------------------
+  await setCode(page, 0, [
+    "import numpy as np, pandas as pd",
+    "class Note:",
+    "    def _repr_markdown_(self):",
+    "        return '**from the kernel** $x^2$'",
+    "display(Note())",
+    "v = pd.Series([1/3] * 118 + [np.nan, None], dtype=object)",
+    "t = pd.DataFrame({'k': range(120), 'v': v, 'w': [None] * 119 + ['z']})",
+    "t['k'] = 119 - t['k']",
+    "t",
+  ].join("\n"));
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, 0, "success");
+  const out = cell(page, 0);
+  await out.locator(".out-markdown strong", { hasText: "from the kernel" }).waitFor();
+  await out.locator(".out-markdown .katex").first().waitFor();
+  const table = out.locator("table.out-table");
+  await table.waitFor();
+  const note = await out.locator(".table-note").innerText();
+  assert(/120 rows/.test(note) && /page 1 of 3/.test(note), `row count and pages shown (${note})`);
+  assert((await table.locator("tbody tr").count()) === 50, "a page of 50 rows");
+  const firstV = await table.locator("tbody tr").first().locator("td").nth(1).innerText();
+  assert(firstV === "0.333333", `floats rounded to 6 significant digits (${firstV})`);
+  // Sort by k ascending: the last rows (NaN and None in v) come first.
+  await table.locator("th button", { hasText: "k" }).click();
+  const firstRow = await table.locator("tbody tr").first().locator("td").allInnerTexts();
+  assert(firstRow[0] === "0" && firstRow[1] === "None", `sorted by k, None shown (${firstRow})`);
+  const second = await table.locator("tbody tr").nth(1).locator("td").allInnerTexts();
+  assert(second[1] === "NaN", `NaN shown apart from None (${second})`);
+  await out.getByRole("button", { name: "Next page" }).click();
+  const pageTwo = await table.locator("tbody tr").first().locator("td").first().innerText();
+  assert(pageTwo === "50", `second page starts at k = 50 (${pageTwo})`);
+  await showCell(page, 0);
+  await screenshot(page, "table-sorted-paged");
+
+  // --- Moving cells: keyboard shortcut and drag handle; another tab follows ----------------------------
+  await addPythonCellAtEnd(page);
+  await setCode(page, 2, "third = 3");
+  await waitSaved(page);
+  const page2 = await page.context().newPage();
+  await page2.goto(page.url());
+  await page2.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  const [c0, c1, c2] = await cellIds(page);
+  await cell(page, 2).locator(".cm-content").click();
+  await page.keyboard.press("Control+Shift+ArrowUp");
+  await waitOrder(page, [c0, c2, c1], "moved up by the shortcut");
+  await waitOrder(page2, [c0, c2, c1], "the other tab follows the shortcut move");
+  assert(await cell(page, 1).evaluate((c) => c.contains(document.activeElement)), "the moved cell keeps the focus");
+  // Drag the markdown cell (now last) onto the upper half of the one above it.
+  await showCell(page, 2);
+  await cell(page, 2).locator(".drag-handle").dragTo(cell(page, 1), { targetPosition: { x: 100, y: 5 } });
+  await waitOrder(page, [c0, c1, c2], "dragged up");
+  await waitOrder(page2, [c0, c1, c2], "the other tab follows the drag");
+  await screenshot(page, "cells-moved");
+
+  // --- Clearer errors: "cell N" links, syntax error marked while typing, traceback line -----------------
+  await setCode(page, 2, "x_dup = 1");
+  await addPythonCellAtEnd(page);
+  await setCode(page, 3, "x_dup = 2\ny = (1,");
+  await waitSaved(page);
+  await cell(page, 3).locator(".syntax-note", { hasText: "syntax error" }).waitFor();
+  await cell(page, 3).locator(".cm-lintRange-error").first().waitFor();
+  await screenshot(page, "syntax-error-marked");
+  await setCode(page, 3, "x_dup = 2");
+  await waitSaved(page);
+  await cell(page, 3).locator(".syntax-note").waitFor({ state: "hidden" });
+  const link = cell(page, 3).locator(".cell-error a.cell-link", { hasText: "cell 3" });
+  await link.waitFor();
+  await link.click();
+  await page.waitForFunction(() => document.querySelectorAll("section.cell")[2].contains(document.activeElement));
+  await setCode(page, 3, "def f():\n    return missing_name\nf()");
+  await page.keyboard.press("Control+Enter");
+  await waitStatus(page, 3, "error");
+  await waitOutput(page, 3, "return missing_name");
+
+  // --- Undo a cell delete ---------------------------------------------------------------------------------
+  const before = await cellIds(page);
+  const doomedCode = await cell(page, 2).locator(".cm-content").innerText();
+  await cell(page, 2).getByRole("button", { name: "Delete cell" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n - 1, before.length);
+  await page.locator(".toast", { hasText: "Cell deleted" }).getByRole("button", { name: "Undo" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n, before.length);
+  const restored = cell(page, 2);
+  assert((await restored.getAttribute("data-cell-id")) !== before[2], "undo re-creates the cell (new id)");
+  assert((await restored.locator(".cm-content").innerText()) === doomedCode, "with its code");
+  assert(await restored.evaluate((c) => c.classList.contains("python")), "and its type, at its position");
+  await page2.waitForFunction((n) => document.querySelectorAll("section.cell").length === n, before.length);
+  await page2.close();
+
+  // --- Deleting a notebook asks first; Cancel keeps it ----------------------------------------------------
+  await page.getByRole("button", { name: "Delete this notebook" }).click();
+  await page.locator("#confirm-dialog").waitFor();
+  await page.keyboard.press("Escape");
+  await page.locator("#confirm-dialog").waitFor({ state: "hidden" });
+  assert((await page.locator("#notebook-list a", { hasText: "Cells features" }).count()) === 1, "cancel keeps the notebook");
+  await page.getByRole("button", { name: "Delete this notebook" }).click();
+  await page.locator("#confirm-ok").click();
+  await page.locator("#notebook-list a", { hasText: "Cells features" }).waitFor({ state: "detached" });
+  log("cells features: markdown, moves, undo, errors, tables");
 }

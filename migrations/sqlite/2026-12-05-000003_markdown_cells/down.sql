@@ -1,0 +1,30 @@
+-- Markdown cells cannot exist without their type: drop them and close the gaps they leave,
+-- then rebuild the table with the narrower CHECK (SQLite cannot alter one).
+DELETE FROM cells WHERE cell_type = 'markdown';
+UPDATE cells SET position = (
+    SELECT COUNT(*) FROM cells AS earlier
+    WHERE earlier.notebook_id = cells.notebook_id AND earlier.position < cells.position
+);
+CREATE TABLE cells_old (
+    id TEXT PRIMARY KEY,
+    notebook_id TEXT NOT NULL REFERENCES notebooks (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    cell_type TEXT NOT NULL CHECK (cell_type IN ('python', 'sql')),
+    code TEXT NOT NULL DEFAULT '',
+    code_revision BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'idle',
+    stdout TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    result_name TEXT
+);
+INSERT INTO cells_old (id, notebook_id, position, cell_type, code, code_revision, status,
+                       stdout, error, outputs, created_at, updated_at, result_name)
+    SELECT id, notebook_id, position, cell_type, code, code_revision, status,
+           stdout, error, outputs, created_at, updated_at, result_name
+    FROM cells;
+DROP TABLE cells;
+ALTER TABLE cells_old RENAME TO cells;
+CREATE INDEX cells_notebook_idx ON cells (notebook_id, position);
