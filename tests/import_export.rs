@@ -371,7 +371,7 @@ both_backends!(round_trips_ipynb_and_py, |backend: Backend| async move {
     .await;
     let original = s.notebook(A, &nb).await;
     assert_eq!(
-        original["cells"][usize::from(with_markdown) + 2]["result_name"],
+        common::cells::cell(&original, &sql)["result_name"],
         "sales_by_month"
     );
     for format in ["ipynb", "py"] {

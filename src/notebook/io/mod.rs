@@ -233,3 +233,91 @@ pub(crate) fn multiline(value: &Value) -> Option<String> {
 pub(crate) fn lines_of(text: &str) -> Vec<String> {
     text.split_inclusive('\n').map(str::to_string).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn notebook() -> ExportNotebook {
+        ExportNotebook::from_snapshot(json!({
+            "name": "n",
+            "cells": [
+                {"id": "m", "type": "markdown", "code": "# Title\n\n<script>x()</script>"},
+                {"id": "p", "type": "python", "code": "%time x = 1", "stdout": "", "outputs": []},
+                {"id": "s", "type": "sql", "code": "SELECT 1", "result_name": "df_1"},
+            ],
+        }))
+        .expect("snapshot")
+    }
+
+    #[test]
+    fn markdown_cells_export_as_markdown() {
+        let nb = notebook();
+        let doc = ipynb::export(&nb);
+        assert_eq!(doc["cells"][0]["cell_type"], "markdown");
+        assert_eq!(
+            doc["cells"][0]["source"],
+            json!(["# Title\n", "\n", "<script>x()</script>"])
+        );
+        let script = percent::export(&nb);
+        assert!(
+            script.contains("# %% [markdown]\n# # Title\n#\n# <script>x()</script>\n"),
+            "{script}"
+        );
+        let page = html::export(&nb);
+        assert!(page.contains("<h1>Title</h1>"), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+    }
+
+    #[test]
+    fn exports_read_back_to_the_same_cells() {
+        let nb = notebook();
+        let text = serde_json::to_string(&ipynb::export(&nb)).expect("json");
+        for cells in [
+            ipynb::import(&text).expect("ipynb"),
+            percent::import(&percent::export(&nb)),
+        ] {
+            let shape: Vec<(CellKind, &str, Option<&str>)> = cells
+                .iter()
+                .map(|c| (c.kind, c.code.as_str(), c.result_name.as_deref()))
+                .collect();
+            assert_eq!(
+                shape,
+                vec![
+                    (CellKind::Markdown, "# Title\n\n<script>x()</script>", None),
+                    (CellKind::Python, "%time x = 1", None),
+                    (CellKind::Sql, "SELECT 1", Some("df_1")),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn prepare_flags_magics_and_names_sql_results() {
+        let cells = vec![
+            ParsedCell::new(CellKind::Sql, "SELECT 1"),
+            ParsedCell {
+                kind: CellKind::Sql,
+                code: "SELECT 2".into(),
+                result_name: Some("class".into()),
+            },
+            ParsedCell::new(CellKind::Python, "!ls"),
+            ParsedCell::new(CellKind::Markdown, "hi\n\nthere"),
+        ];
+        let out = prepare(cells.clone(), true);
+        assert_eq!(out.cells[0].result_name.as_deref(), Some("df_1"));
+        assert_eq!(
+            out.cells[1].result_name.as_deref(),
+            Some("df_2"),
+            "a keyword is refused"
+        );
+        assert!(out.cells[2].code.starts_with(magics::FLAG_PREFIX));
+        assert_eq!(out.warnings.len(), 1);
+        assert_eq!(out.warnings[0].cell, 2);
+        assert_eq!(out.cells[3].kind, CellKind::Markdown);
+        let without = prepare(cells, false);
+        assert_eq!(without.cells[3].kind, CellKind::Python);
+        assert_eq!(without.cells[3].code, "# hi\n#\n# there");
+    }
+}
