@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create/refresh the kernel virtualenv at <repo>/.venv with scripts/requirements.txt.
+# Create/refresh the kernel virtualenv at <repo>/.venv with scripts/requirements.txt, plus the
+# test-only tools of scripts/requirements-test.txt (nbformat, jupytext).
 # Idempotent: skips pip when the venv exists and requirements are unchanged (stamp file).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 REQ="$ROOT/scripts/requirements.txt"
+REQ_TEST="$ROOT/scripts/requirements-test.txt"
 STAMP="$VENV/.requirements.stamp"
 PY_BOOT="${PYTHON_BOOTSTRAP:-python3}"
 
@@ -14,13 +16,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY_BOOT" -m venv "$VENV"
 fi
 
-if [ -f "$STAMP" ] && cmp -s "$REQ" "$STAMP"; then
+if [ -f "$STAMP" ] && cat "$REQ" "$REQ_TEST" | cmp -s - "$STAMP"; then
     echo "python requirements already installed" >&2
 else
     echo "installing python requirements" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
-    cp "$REQ" "$STAMP"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" -r "$REQ_TEST"
+    cat "$REQ" "$REQ_TEST" > "$STAMP"
 fi
 
 echo "$VENV/bin/python"

@@ -9,6 +9,7 @@ import { ChatPanel } from "./chat.js";
 import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
 import { EnvironmentBanner } from "./environment.js";
+import { installTransfer } from "./transfer.js";
 
 let current = null; // NotebookController
 let chat = null;
@@ -87,6 +88,11 @@ async function startApp(config) {
   $("#boot").hidden = true;
   $("#app").hidden = false;
   wireTopBar(config);
+  installTransfer({
+    currentId: () => current?.id ?? null,
+    open: (id) => openNotebook(id, { push: true }),
+    refresh: () => sidebar.refresh(),
+  });
   new EnvironmentBanner($("#env-banner")).start();
   let notebooks = [];
   try {

@@ -12,11 +12,11 @@ use crate::error::ApiError;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// A JSON body: malformed JSON is 400, a body of the wrong shape 422, over 1 MiB 413.
-/// An empty body reads as `{}`.
-pub struct JsonBody<T>(pub T);
+/// A JSON body: malformed JSON is 400, a body of the wrong shape 422, over `LIMIT` bytes (1 MiB
+/// unless a handler asks for more) 413. An empty body reads as `{}`.
+pub struct JsonBody<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody<T, LIMIT> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -28,15 +28,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-                return Err(too_large());
+            if declared.is_some_and(|n| n > LIMIT) {
+                return Err(too_large(LIMIT));
             }
             let mut body = Vec::new();
             while let Some(chunk) = payload.next().await {
                 let chunk =
                     chunk.map_err(|e| ApiError::BadRequest(format!("could not read body: {e}")))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
+                if body.len() + chunk.len() > LIMIT {
+                    return Err(too_large(LIMIT));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -45,11 +45,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "request body is larger than {} bytes",
-        MAX_BODY_BYTES
-    ))
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
 }
 
 /// Parses JSON bytes, classifying syntax errors (400) apart from shape errors (422).

@@ -11,6 +11,7 @@ pub mod health;
 pub mod notebooks;
 pub mod packages;
 pub mod static_files;
+pub mod transfer;
 
 use actix::{Actor, Addr, Handler, Message};
 use actix_web::web;
@@ -25,12 +26,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(client_config::client_config)
         .service(environment::status)
         .service(environment::retry)
+        .service(transfer::import)
         .service(notebooks::create)
         .service(notebooks::list)
         .service(notebooks::get)
         .service(notebooks::rename)
         .service(notebooks::set_db)
         .service(notebooks::delete)
+        .service(transfer::export)
         .service(cells::create)
         .service(cells::update)
         .service(cells::delete)

@@ -36,7 +36,8 @@ pub struct SetDbBody {
     connection_string: String,
 }
 
-fn valid_name(name: &str) -> Result<String, ApiError> {
+/// Checks a notebook name (trimmed, not empty, at most 200 characters).
+pub(crate) fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(ApiError::Unprocessable("name must not be empty".into()));

@@ -603,6 +603,45 @@ impl Store {
         })?;
         Ok(())
     }
+
+    /// Inserts a notebook together with its cells in one transaction (an import), unless its
+    /// owner already has `max_notebooks` ([`StoreError::NotebookLimit`]).
+    pub async fn import_notebook(
+        &self,
+        row: NotebookRow,
+        new_cells: Vec<NewCell>,
+        max_notebooks: u64,
+    ) -> Result<NotebookRow, StoreError> {
+        let mut conn = self.db.get().await?;
+        let rows = cell_rows(&row.id, new_cells, 0, row.revision);
+        let (new, rows) = (&row, &rows);
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    c.lock_owner(&new.owner_id).await?;
+                    if owned_count!(c, &new.owner_id)? >= max_notebooks {
+                        return Err(StoreError::NotebookLimit {
+                            limit: max_notebooks,
+                        });
+                    }
+                    diesel::insert_into(notebooks::table)
+                        .values(new)
+                        .execute(c)
+                        .await?;
+                    for cell in rows {
+                        diesel::insert_into(cells::table)
+                            .values(cell)
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await
+        })?;
+        Ok(row)
+    }
 }
 
 fn cell_rows(

@@ -555,6 +555,20 @@ def format_error(e):
     return "".join(te.format()).rstrip("\n")
 
 
+def explain_ipython_syntax(e):
+    """A SyntaxError on an IPython magic or !shell line (e.g. from an imported Jupyter notebook)
+    becomes one that says so; this kernel runs plain Python and never runs them."""
+    text = (getattr(e, "text", None) or "").strip() if isinstance(e, SyntaxError) else ""
+    if not (text.startswith("%") or (text.startswith("!") and not text.startswith("!="))):
+        return e
+    kind = "a shell command (!)" if text.startswith("!") else "an IPython magic (%)"
+    msg = "%s is %s, which this notebook does not run (it runs plain Python); remove or rewrite it" % (
+        text[:80],
+        kind,
+    )
+    return SyntaxError(msg, (e.filename, e.lineno, e.offset, e.text))
+
+
 def run_cell(code):
     filename = _cell_source(code)
     tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
@@ -605,7 +619,7 @@ def do_execute(req):
         status = "interrupted"
         close_open_figures()
     except BaseException as e:
-        status, error = "error", format_error(e)
+        status, error = "error", format_error(explain_ipython_syntax(e))
         close_open_figures()
     try:
         sync_streams()

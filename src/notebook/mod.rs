@@ -4,5 +4,6 @@ pub mod analysis;
 pub mod cell;
 pub mod demo;
 pub mod graph;
+pub mod io;
 
 pub use cell::{Cell, CellStatus, CellType};

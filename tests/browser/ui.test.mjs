@@ -495,6 +495,7 @@ try {
     log("environment banner: failure and retry");
   }
   await cellsFeatureScenarios(page, notebookUrl);
+  await importExportScenario(context, notebookUrl); // export/import block at the end of this file
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);
@@ -687,4 +688,76 @@ async function cellsFeatureScenarios(page, notebookUrl) {
   await page.locator("#confirm-ok").click();
   await page.locator("#notebook-list a", { hasText: "Cells features" }).waitFor({ state: "detached" });
   log("cells features: markdown, moves, undo, errors, tables");
+// --- Export and import (helper D) ---------------------------------------------------------------
+// The Download menu saves each format; the Import button's file picker and a file dropped on the
+// page create notebooks and open them.
+
+async function importExportScenario(context, notebookUrl) {
+  const { readFile } = await import("node:fs/promises");
+  const page = await context.newPage();
+  watch(page, "transfer");
+  await page.goto(notebookUrl);
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  const cellsBefore = await cellCount(page);
+  const menuButton = page.getByRole("button", { name: "Download this notebook" });
+  for (const [label, ext, check] of [
+    ["Jupyter notebook (.ipynb)", ".ipynb", (text) => {
+      const nb = JSON.parse(text);
+      assert(nb.nbformat === 4 && nb.nbformat_minor === 5, "ipynb is nbformat 4.5");
+      assert(nb.cells.length === cellsBefore, `ipynb has every cell (${nb.cells.length} vs ${cellsBefore})`);
+    }],
+    ["Python script, percent format (.py)", ".py", (text) => assert(text.split("\n# %%").length - 1 === cellsBefore, "one # %% per cell")],
+    ["Web page (.html)", ".html", (text) => assert(text.startsWith("<!DOCTYPE html>") && !text.includes("<script"), "standalone html without scripts")],
+  ]) {
+    await menuButton.click();
+    assert((await menuButton.getAttribute("aria-expanded")) === "true", "menu opens");
+    if (ext === ".ipynb") await screenshot(page, "export-menu");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("menuitem", { name: label }).click(),
+    ]);
+    const name = download.suggestedFilename();
+    assert(name === `Browser test${ext}`, `download named ${name}`);
+    check(await readFile(await download.path(), "utf8"));
+    assert(await page.locator("#export-menu").isHidden(), "menu closes after a choice");
+  }
+
+  // Import through the file picker.
+  const ipynb = {
+    nbformat: 4, nbformat_minor: 5,
+    metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } },
+    cells: [
+      { id: "m1", cell_type: "markdown", metadata: {}, source: ["# Imported\n", "from Jupyter"] },
+      { id: "c1", cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: "%matplotlib inline\nimport math" },
+      { id: "c2", cell_type: "code", metadata: {}, execution_count: null, outputs: [], source: "a = 41\na + 1" },
+    ],
+  };
+  const before = page.url();
+  const [chooser] = await Promise.all([
+    page.waitForEvent("filechooser"),
+    page.getByRole("button", { name: "Import a notebook" }).click(),
+  ]);
+  await chooser.setFiles({ name: "Imported demo.ipynb", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(ipynb)) });
+  await page.waitForURL((url) => url.href !== before && /\/notebooks\/[^/]+$/.test(url.pathname));
+  await page.locator("#notebook-list li.current a", { hasText: "Imported demo" }).waitFor();
+  await waitCount(page.locator("section.cell"), 3, "imported cells");
+  await page.locator(".toast", { hasText: "IPython magics" }).waitFor();
+  assert((await cell(page, 1).locator(".cm-content").innerText()).includes("# [import]"), "the magic cell is flagged");
+  await setCode(page, 2, "a = 41\na + 1");
+  await page.keyboard.press("Control+Enter");
+  await waitOutput(page, 2, "42");
+  await screenshot(page, "imported-notebook");
+
+  // Import by dropping a .py file on the page.
+  const dropped = page.url();
+  await page.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(["# %%\nb = 2\n\n# %% [markdown]\n# dropped\n"], "Dropped script.py", { type: "text/x-python" }));
+    document.querySelector("#main").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await page.waitForURL((url) => url.href !== dropped);
+  await page.locator("#notebook-list li.current a", { hasText: "Dropped script" }).waitFor();
+  await waitCount(page.locator("section.cell"), 2, "dropped script cells");
+  await screenshot(page, "dropped-import");
+  await page.close();
 }
