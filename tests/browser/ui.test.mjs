@@ -688,6 +688,8 @@ async function cellsFeatureScenarios(page, notebookUrl) {
   await page.locator("#confirm-ok").click();
   await page.locator("#notebook-list a", { hasText: "Cells features" }).waitFor({ state: "detached" });
   log("cells features: markdown, moves, undo, errors, tables");
+}
+
 // --- Export and import (helper D) ---------------------------------------------------------------
 // The Download menu saves each format; the Import button's file picker and a file dropped on the
 // page create notebooks and open them.
