@@ -9,10 +9,13 @@ import { ChatPanel } from "./chat.js";
 import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
 import { EnvironmentBanner } from "./environment.js";
+import { VariablesPanel } from "./variables.js";
+import { setCompletionNotebook } from "./completion.js";
 
 let current = null; // NotebookController
 let chat = null;
 let dbMasked = null;
+let variables = null; // VariablesPanel
 
 const sidebar = new Sidebar({
   open: (id, opts) => openNotebook(id, { push: true, ...opts }),
@@ -87,6 +90,7 @@ async function startApp(config) {
   $("#boot").hidden = true;
   $("#app").hidden = false;
   wireTopBar(config);
+  variables = new VariablesPanel();
   new EnvironmentBanner($("#env-banner")).start();
   let notebooks = [];
   try {
@@ -134,8 +138,11 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
     onConnState: setConnState,
     onDeleted: () => leaveDeletedNotebook(),
     onFatal: (msg) => toast(`Live updates stopped: ${msg}`, "error"),
+    onVariables: (list) => variables?.update(list),
   });
   current = controller;
+  setCompletionNotebook(id);
+  variables?.setNotebook(controller);
   sidebar.render();
   chat?.setNotebook(id);
   try {
@@ -161,6 +168,8 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
 function showEmpty() {
   current?.close();
   current = null;
+  setCompletionNotebook(null);
+  variables?.setNotebook(null);
   $("#notebook").hidden = true;
   $("#notebook-empty").hidden = false;
   $("#notebook-name").value = "";
