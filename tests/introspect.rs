@@ -320,3 +320,64 @@ both_backends!(variables_are_broadcast, |backend| async move {
     assert_eq!(body, json!({"variables": []}));
     s.finish().await;
 });
+
+both_backends!(a_run_of_many_cells_lists_every_name, |backend| async move {
+    let s = TestServer::start(backend).await;
+    let nb = s.new_notebook(U, "chain").await;
+    let root = s.new_cell(U, &nb, "python", "v0 = 0").await;
+    for i in 1..12 {
+        s.new_cell(U, &nb, "python", &format!("v{i} = v{} + 1", i - 1))
+            .await;
+    }
+    run(&s, U, &nb, &root).await;
+    let n = settle(&s, U, &nb).await;
+    assert!(
+        n["cells"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["status"] == "success")),
+        "{n:#}"
+    );
+    // Refreshes coalesce while one is answered; none of the cells' names is lost.
+    let vars = variables_when(&s, &nb, |v| {
+        (0..12).all(|i| var(v, &format!("v{i}")).is_some())
+    })
+    .await;
+    assert_eq!(
+        var(&vars, "v11").map(|v| v["summary"].clone()),
+        Some(json!("11"))
+    );
+    s.finish().await;
+});
+
+both_backends!(a_repr_that_never_returns_is_cut_off, |backend| async move {
+    let s = TestServer::start(backend).await;
+    let nb = s.new_notebook(U, "slow-repr").await;
+    let c = s
+        .new_cell(
+            U,
+            &nb,
+            "python",
+            "class Slow:\n    def __repr__(self):\n        while True:\n            try:\n                pass\n            except Exception:\n                pass\n\
+             slow = Slow()\nok = 1",
+        )
+        .await;
+    assert_eq!(run_settled(&s, U, &nb, &c).await["status"], "success");
+    let vars = variables_when(&s, &nb, |v| {
+        var(v, "slow").is_some() && var(v, "ok").is_some()
+    })
+    .await;
+    let slow = var(&vars, "slow").cloned().unwrap_or_default();
+    assert_eq!(slow["type"], "Slow");
+    assert_eq!(slow["summary"], "(no summary: its repr took too long)");
+    assert_eq!(
+        var(&vars, "ok").map(|v| v["summary"].clone()),
+        Some(json!("1"))
+    );
+    // The kernel still answers, and later runs still update the table.
+    let answer = ask(&s, &nb, "complete", "sl", 2).await;
+    assert!(texts(&answer).contains(&"slow".to_string()), "{answer:#}");
+    let later = s.new_cell(U, &nb, "python", "after = ok + 1").await;
+    assert_eq!(run_settled(&s, U, &nb, &later).await["status"], "success");
+    variables_when(&s, &nb, |v| var(v, "after").is_some()).await;
+    s.finish().await;
+});

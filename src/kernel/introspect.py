@@ -13,6 +13,7 @@ import os
 import queue as _queue
 import reprlib as _reprlib
 import signal
+import sys
 import threading
 import time as _time
 import types
@@ -20,7 +21,7 @@ import types
 INTROSPECT_OPS = ("complete", "inspect", "variables")
 # Helpers that may run at once; past that the kernel answers "busy" (a helper stuck in a
 # hostile __repr__ must not pile up threads).
-MAX_HELPERS = 3
+MAX_HELPERS = 4
 # How long a request waits for another request's jedi call (jedi is not thread-safe).
 JEDI_WAIT = 4.0
 MAX_MATCHES = 500
@@ -30,6 +31,8 @@ SUMMARY_CHARS = 120
 # Most names summarized per request, and the time after which the rest get no summary.
 MAX_VARIABLES = 500
 VARIABLES_BUDGET = 1.0
+# Longest one value's summary may take (a __repr__ is user code and may never return).
+SUMMARY_TIME = 0.5
 
 _helpers = threading.BoundedSemaphore(MAX_HELPERS)
 _jedi_lock = threading.Lock()
@@ -238,6 +241,28 @@ def _summary(v):
     return _cut(_short.repr(v))
 
 
+class _OutOfTime(BaseException):
+    """Raised into user code (a __repr__) that runs past its time; BaseException so that an
+    `except Exception` in it does not swallow it."""
+
+
+def _within(seconds, fn, *args):
+    """fn(*args), stopped when it runs Python code past `seconds` (loops in C are not)."""
+    deadline = _time.monotonic() + seconds
+
+    def tracer(frame, event, arg):
+        if _time.monotonic() > deadline:
+            raise _OutOfTime()
+        return tracer
+
+    # Tracing this (helper) thread only; the cell on the main thread is not slowed down.
+    sys.settrace(tracer)
+    try:
+        return fn(*args)
+    finally:
+        sys.settrace(None)
+
+
 def _variables(req):
     names = req.get("names")
     if not isinstance(names, list):
@@ -253,7 +278,9 @@ def _variables(req):
         entry = {"name": name, "type": type(v).__name__}
         if _time.monotonic() < deadline:
             try:
-                entry["summary"] = _summary(v)
+                entry["summary"] = _within(SUMMARY_TIME, _summary, v)
+            except _OutOfTime:
+                entry["summary"] = "(no summary: its repr took too long)"
             except BaseException as e:
                 entry["summary"] = "(no summary: %s)" % type(e).__name__
         else:

@@ -29,9 +29,36 @@ pub struct Variables {
     next: u64,
     applied: HashMap<String, u64>,
     floor: u64,
+    /// Cells that ran since the refresh in flight was sent (one request at a time, so a run of
+    /// many quick cells does not pile up requests in the kernel).
+    pending: Vec<String>,
+    in_flight: bool,
 }
 
 impl Variables {
+    /// Notes that `cell_id` ran and needs a refresh; true when none is in flight, so the
+    /// caller should start one now with [`Variables::start_refresh`].
+    pub fn ran(&mut self, cell_id: &str) -> bool {
+        if !self.pending.iter().any(|c| c == cell_id) {
+            self.pending.push(cell_id.to_string());
+        }
+        !self.in_flight
+    }
+
+    /// Takes the cells waiting for a refresh and numbers the refresh (`None` if none wait).
+    pub fn start_refresh(&mut self) -> Option<(u64, Vec<String>)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        self.in_flight = true;
+        Some((self.begin(), std::mem::take(&mut self.pending)))
+    }
+
+    /// The refresh in flight ended (answered or not).
+    pub fn refresh_ended(&mut self) {
+        self.in_flight = false;
+    }
+
     /// Starts a refresh of a cell's names; the number identifies its answer.
     pub fn begin(&mut self) -> u64 {
         self.next += 1;

@@ -55,46 +55,64 @@ impl NotebookRoom {
         self.broadcast(json!({"type": "variables", "variables": variables}));
     }
 
-    /// Asks the kernel, without waiting, about the names `cell_id` defines (it just ran).
+    /// Asks the kernel, without waiting, about the names `cell_id` defines (it just ran);
+    /// while an earlier request is answered, cells that ran meanwhile wait for the next one.
     pub(super) fn refresh_variables(&mut self, cell_id: &str, ctx: &mut Context<Self>) {
-        let Some(cell) = self.state.cell(cell_id) else {
-            return;
-        };
-        if cell.names.writes.is_empty() {
-            return;
+        if self.variables.ran(cell_id) {
+            self.send_variables_request(ctx);
         }
-        let Some(introspector) = self
+    }
+
+    fn send_variables_request(&mut self, ctx: &mut Context<Self>) {
+        let introspector = self
             .executor
             .as_ref()
-            .and_then(ExecutorHandle::introspector)
-        else {
+            .and_then(ExecutorHandle::introspector);
+        let Some((generation, cells)) = self.variables.start_refresh() else {
             return;
         };
-        let request = IntrospectRequest::Variables {
-            names: cell.names.writes.clone(),
+        let mut names: Vec<String> = Vec::new();
+        for id in &cells {
+            for name in self
+                .state
+                .cell(id)
+                .map(|c| &c.names.writes[..])
+                .unwrap_or(&[])
+            {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        let Some(introspector) = introspector.filter(|_| !names.is_empty()) else {
+            self.variables.refresh_ended();
+            return;
         };
-        let generation = self.variables.begin();
-        let cell_id = cell_id.to_string();
+        let request = IntrospectRequest::Variables { names };
         ctx.spawn(
             async move { introspector.request(&request, VARIABLES_TIMEOUT).await }
                 .into_actor(self)
-                .map(move |answer, room, _| {
-                    let answer = match answer {
-                        Ok(answer) => answer,
-                        Err(e) => {
-                            log::debug!("variables of cell {cell_id}: {e}");
-                            return;
+                .map(move |answer, room, ctx| {
+                    room.variables.refresh_ended();
+                    match answer {
+                        Ok(answer) => {
+                            let mut changed = false;
+                            for id in &cells {
+                                // Only names the cell still defines (it may have changed).
+                                let names = room
+                                    .state
+                                    .cell(id)
+                                    .map(|c| c.names.writes.clone())
+                                    .unwrap_or_default();
+                                changed |= room.variables.apply(id, generation, &names, &answer);
+                            }
+                            if changed {
+                                room.broadcast_variables();
+                            }
                         }
-                    };
-                    // Only names the cell still defines (it may have changed meanwhile).
-                    let names = room
-                        .state
-                        .cell(&cell_id)
-                        .map(|c| c.names.writes.clone())
-                        .unwrap_or_default();
-                    if room.variables.apply(&cell_id, generation, &names, &answer) {
-                        room.broadcast_variables();
+                        Err(e) => log::debug!("variables of {} cells: {e}", cells.len()),
                     }
+                    room.send_variables_request(ctx);
                 }),
         );
     }
