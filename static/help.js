@@ -16,6 +16,8 @@ export const SHORTCUTS = [
     [`${alt}+Shift+Backspace`, "Delete the cell"],
     [`${mod}+S`, "Save now (edits are also saved as you type)"],
     ["Esc", "Leave the editor and select the cell (then Tab moves on)"],
+    ["Tab", "Complete the name or attribute at the cursor (Python; Ctrl+Space too)"],
+    ["Shift+Tab", "Show the signature and docs of the name at the cursor (Python)"],
   ]],
   ["With a cell selected", [
     ["Enter", "Edit the cell"],
