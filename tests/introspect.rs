@@ -381,3 +381,47 @@ both_backends!(a_repr_that_never_returns_is_cut_off, |backend| async move {
     variables_when(&s, &nb, |v| var(v, "after").is_some()).await;
     s.finish().await;
 });
+
+both_backends!(a_kernel_that_cannot_answer_is_busy, |backend| async move {
+    let s = TestServer::start(backend).await;
+    let nb = s.new_notebook(U, "stuck").await;
+    // Catastrophic backtracking: the regex engine runs in C holding the GIL, so no helper
+    // thread of the kernel gets to answer until the cell is interrupted.
+    let stuck = s
+        .new_cell(
+            U,
+            &nb,
+            "python",
+            "import re\nwords = ['x']\nre.match(r'(a*)*b', 'a' * 40)",
+        )
+        .await;
+    run(&s, U, &nb, &stuck).await;
+    let deadline = Instant::now() + T;
+    while cell(&s.notebook(U, &nb).await, &stuck)["status"] != "running" {
+        assert!(Instant::now() < deadline, "the cell never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give the cell time to reach the regex (its first two lines are quick).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for what in ["complete", "inspect"] {
+        let (status, body) = s
+            .post(
+                &format!("/api/notebooks/{nb}/{what}"),
+                U,
+                json!({"code": "wor", "cursor": 3}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["busy"], true, "{what}: {body}");
+    }
+    assert_eq!(cell(&s.notebook(U, &nb).await, &stuck)["status"], "running");
+    let (status, _) = s
+        .post(&format!("/api/notebooks/{nb}/interrupt"), U, json!({}))
+        .await;
+    assert_eq!(status, 202);
+    settle(&s, U, &nb).await;
+    // Free again: the same kernel answers.
+    let answer = ask(&s, &nb, "complete", "wor", 3).await;
+    assert!(texts(&answer).contains(&"words".to_string()), "{answer:#}");
+    s.finish().await;
+});

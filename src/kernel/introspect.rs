@@ -8,7 +8,7 @@
 //! reader task routes each `introspected` answer to the request waiting for it by id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ use super::protocol::Command;
 
 /// The kernel's command pipe, shared by the kernel and its introspectors.
 pub(crate) type SharedWriter = Arc<tokio::sync::Mutex<pipe::Sender>>;
+
+/// Most requests whose line is not yet written; past that the kernel is not reading its pipe
+/// (stuck in C code holding the GIL, say) and new requests fail at once instead of queueing.
+const MAX_UNWRITTEN: usize = 16;
 
 /// Requests waiting for their answer, by id.
 pub(crate) type Replies = Arc<Mutex<Waiting>>;
@@ -75,6 +79,7 @@ pub struct Introspector {
     writer: Weak<tokio::sync::Mutex<pipe::Sender>>,
     replies: Replies,
     next_id: Arc<AtomicU64>,
+    unwritten: Arc<AtomicUsize>,
 }
 
 impl Introspector {
@@ -83,6 +88,7 @@ impl Introspector {
             writer: Arc::downgrade(writer),
             replies: replies.clone(),
             next_id: Arc::new(AtomicU64::new(0)),
+            unwritten: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -94,6 +100,9 @@ impl Introspector {
         limit: Duration,
     ) -> Result<Value, IntrospectError> {
         let writer = self.writer.upgrade().ok_or(IntrospectError::Gone)?;
+        if self.unwritten.load(Ordering::Relaxed) >= MAX_UNWRITTEN {
+            return Err(IntrospectError::TimedOut);
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let command = match request {
             IntrospectRequest::Complete { code, cursor } => Command::Complete {
@@ -121,11 +130,14 @@ impl Introspector {
         }
         // The write runs to its end in a task of its own, so giving up on the answer below
         // never leaves half a command line in the pipe.
+        let unwritten = self.unwritten.clone();
+        unwritten.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let mut pipe = writer.lock().await;
             if let Err(e) = pipe.write_all(&line).await {
                 log::debug!("introspection request not written: {e}");
             }
+            unwritten.fetch_sub(1, Ordering::Relaxed);
         });
         let answer = tokio::time::timeout(limit, rx).await;
         if let Ok(mut waiting) = self.replies.lock() {
