@@ -10,10 +10,13 @@ import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
 import { EnvironmentBanner } from "./environment.js";
 import { installTransfer } from "./transfer.js";
+import { VariablesPanel } from "./variables.js";
+import { setCompletionNotebook } from "./completion.js";
 
 let current = null; // NotebookController
 let chat = null;
 let dbMasked = null;
+let variables = null; // VariablesPanel
 
 const sidebar = new Sidebar({
   open: (id, opts) => openNotebook(id, { push: true, ...opts }),
@@ -93,6 +96,7 @@ async function startApp(config) {
     open: (id) => openNotebook(id, { push: true }),
     refresh: () => sidebar.refresh(),
   });
+  variables = new VariablesPanel();
   new EnvironmentBanner($("#env-banner")).start();
   let notebooks = [];
   try {
@@ -140,8 +144,11 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
     onConnState: setConnState,
     onDeleted: () => leaveDeletedNotebook(),
     onFatal: (msg) => toast(`Live updates stopped: ${msg}`, "error"),
+    onVariables: (list) => variables?.update(list),
   });
   current = controller;
+  setCompletionNotebook(id);
+  variables?.setNotebook(controller);
   sidebar.render();
   chat?.setNotebook(id);
   try {
@@ -167,6 +174,8 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
 function showEmpty() {
   current?.close();
   current = null;
+  setCompletionNotebook(null);
+  variables?.setNotebook(null);
   $("#notebook").hidden = true;
   $("#notebook-empty").hidden = false;
   $("#notebook-name").value = "";

@@ -7,6 +7,7 @@ import {
   HighlightStyle, indentOnInput, bracketMatching, closeBrackets, closeBracketsKeymap,
   python, sql, PostgreSQL, tags as t, setDiagnostics,
 } from "./vendor/codemirror.js";
+import { pythonIntrospection } from "./completion.js";
 
 const highlight = HighlightStyle.define([
   { tag: [t.keyword, t.operatorKeyword, t.controlKeyword, t.definitionKeyword, t.moduleKeyword], color: "var(--syn-keyword)" },
@@ -63,6 +64,7 @@ export function createEditor(parent, opts) {
         placeholder(opts.placeholder || (opts.language === "sql" ? "SELECT … -- {name} binds a Python value" : "# Python")),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, indentWithTab]),
         EditorView.lineWrapping,
+        opts.language === "sql" ? [] : pythonIntrospection(),
         theme,
         EditorView.contentAttributes.of({ "aria-label": opts.label || "Code", "aria-multiline": "true" }),
         EditorView.updateListener.of((update) => {

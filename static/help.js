@@ -17,6 +17,8 @@ export const SHORTCUTS = [
     ["Ctrl+Shift+↑ / ↓", "Move the cell up / down (or drag it by ⠿)"],
     [`${mod}+S`, "Save now (edits are also saved as you type)"],
     ["Esc", "Leave the editor and select the cell (then Tab moves on)"],
+    ["Tab", "Complete the name or attribute at the cursor (Python; Ctrl+Space too)"],
+    ["Shift+Tab", "Show the signature and docs of the name at the cursor (Python)"],
   ]],
   ["With a cell selected", [
     ["Enter", "Edit the cell (a markdown cell: Shift+Enter renders it)"],

@@ -246,6 +246,9 @@ export class NotebookController {
       case "notebook_deleted":
         this.hooks.onDeleted();
         break;
+      case "variables":
+        this.hooks.onVariables?.(msg.variables);
+        break;
       case "error":
         toast(msg.message, "error");
         break;

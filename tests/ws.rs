@@ -472,10 +472,18 @@ async fn reconnect_and_refetch_converges() {
     let mut flaky = WsClient::join(&s.base, &nb, &token).await;
     let mut flaky_model = s.notebook(A, &nb).await;
     steady.send(json!({"type": "run_cell", "cellId": c})).await;
-    for event in steady.until(T, |v| is_final_status(v, &c)).await {
+    // The run's last broadcast: the variables table with the name `c` defines, sent after its
+    // final status once the kernel summarized it.
+    let last = |v: &Value| {
+        v["type"] == "variables"
+            && v["variables"]
+                .as_array()
+                .is_some_and(|vars| vars.iter().any(|x| x["name"] == "c"))
+    };
+    for event in steady.until(T, last).await {
         apply(&mut model, &event);
     }
-    for event in flaky.until(T, |v| is_final_status(v, &c)).await {
+    for event in flaky.until(T, last).await {
         if event["seq"].as_u64() > flaky_model["seq"].as_u64() {
             apply(&mut flaky_model, &event);
         }

@@ -8,6 +8,7 @@ pub mod client_config;
 pub mod environment;
 pub mod execution;
 pub mod health;
+pub mod introspect;
 pub mod notebooks;
 pub mod packages;
 pub mod static_files;
@@ -42,6 +43,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(execution::interrupt)
         .service(execution::restart)
         .service(packages::install)
+        .service(introspect::complete)
+        .service(introspect::inspect)
+        .service(introspect::variables)
         .service(chat::chat)
         .service(audit::list)
         .service(crate::ws::connect);

@@ -870,17 +870,10 @@ def do_forget(req):
 
 def main():
     send({"type": "ready", "pid": os.getpid(), "version": sys.version.split()[0]})
-    cmds = os.fdopen(CMD_FD, "rb", closefd=False)
-    while True:
-        line = cmds.readline()
-        if not line:
-            break  # server went away
-        try:
-            req = json.loads(line)
-            op = req.get("op")
-        except Exception as e:
-            print("kernel: bad command: %r" % (e,), file=_diag)
-            continue
+    # Read on a thread of its own (introspect.py), which answers completion and inspection
+    # requests itself, so they work while a cell runs.
+    for req in commands(CMD_FD):
+        op = req.get("op")
         if op == "execute":
             do_execute(req)
         elif op == "get_values":

@@ -20,6 +20,7 @@
 //!   `PR_SET_PDEATHSIG(SIGKILL)` so it dies with the server.
 
 mod caps;
+pub mod introspect;
 mod process;
 mod protocol;
 mod reader;
@@ -31,7 +32,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -41,6 +41,7 @@ pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
 
 use caps::CellBudget;
 pub(crate) use process::spawn_sandboxed;
+pub use introspect::{IntrospectError, IntrospectRequest, Introspector};
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 
@@ -196,7 +197,8 @@ impl Interrupter {
 pub struct Kernel {
     child: Option<Child>,
     pid: u32,
-    cmd_tx: Option<pipe::Sender>,
+    cmd_tx: Option<introspect::SharedWriter>,
+    introspector: Introspector,
     msgs: mpsc::Receiver<Incoming>,
     next_id: u64,
     dead: Option<String>,
@@ -225,7 +227,10 @@ impl Kernel {
             alive: alive.clone(),
         };
         let (tx, rx) = reader::queue();
-        tokio::spawn(reader::read_messages(sp.msg_rx, tx, pid, killer));
+        let replies = introspect::Replies::default();
+        let cmd_tx = Arc::new(tokio::sync::Mutex::new(sp.cmd_tx));
+        let introspector = Introspector::new(&cmd_tx, &replies);
+        tokio::spawn(reader::read_messages(sp.msg_rx, tx, pid, killer, replies));
         let stderr_tail: StderrTail = Arc::default();
         let stderr_task = sp
             .stderr
@@ -233,7 +238,8 @@ impl Kernel {
         let mut kernel = Kernel {
             child: Some(sp.child),
             pid,
-            cmd_tx: Some(sp.cmd_tx),
+            cmd_tx: Some(cmd_tx),
+            introspector,
             msgs: rx,
             next_id: 0,
             dead: None,
@@ -520,9 +526,10 @@ impl Kernel {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Some(mut tx) = self.cmd_tx.take() {
+        if let Some(tx) = self.cmd_tx.take() {
             if let Ok(line) = Command::Shutdown.to_line() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), tx.write_all(&line)).await;
+                let write = async { tx.lock().await.write_all(&line).await };
+                let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
             }
             // Dropping our end also gives the driver EOF, which makes it exit.
         }
@@ -543,6 +550,11 @@ impl Kernel {
             Err(e) => log::error!("kernel {pid}: wait failed: {e}"),
         }
         self.dead = Some("kernel was shut down".into());
+    }
+
+    /// A handle for completion, inspection and variable summaries, usable while a cell runs.
+    pub fn introspector(&self) -> Introspector {
+        self.introspector.clone()
     }
 
     /// OS process id, while the kernel is alive.
@@ -580,8 +592,8 @@ impl Kernel {
             Ok(l) => l,
             Err(e) => return Err(format!("kernel command could not be encoded: {e}")),
         };
-        let res = match self.cmd_tx.as_mut() {
-            Some(tx) => tx.write_all(&line).await,
+        let res = match self.cmd_tx.as_ref() {
+            Some(tx) => tx.lock().await.write_all(&line).await,
             None => return Err(self.dead.clone().unwrap_or_else(|| "kernel is dead".into())),
         };
         match res {

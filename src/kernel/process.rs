@@ -19,8 +19,9 @@ pub(crate) const CHILD_CMD_FD: RawFd = 3;
 /// fd on which the child writes messages.
 pub(crate) const CHILD_MSG_FD: RawFd = 4;
 
-/// Driver source, run with `python -c` so nothing is written to disk.
-const DRIVER_SRC: &str = include_str!("driver.py");
+/// Driver source, run with `python -c` so nothing is written to disk; `introspect.py` only
+/// defines things the driver's main loop uses, so it goes first.
+const DRIVER_SRC: &str = concat!(include_str!("introspect.py"), include_str!("driver.py"));
 
 /// Last lines the child wrote to its real stderr, for error messages.
 pub(crate) type StderrTail = Arc<Mutex<VecDeque<String>>>;

@@ -36,6 +36,24 @@ pub(crate) enum Command<'a> {
         columns: &'a serde_json::Value,
         rows: &'a serde_json::Value,
     },
+    /// Completions at `cursor` (a code point offset); answered by `introspected`, on a helper
+    /// thread of the driver, so also while a cell runs.
+    Complete {
+        id: u64,
+        code: &'a str,
+        cursor: usize,
+    },
+    /// Signature and docstring of the name at `cursor`; answered like `Complete`.
+    Inspect {
+        id: u64,
+        code: &'a str,
+        cursor: usize,
+    },
+    /// Type and short summary of each of `names` that is defined; answered like `Complete`.
+    Variables {
+        id: u64,
+        names: &'a [String],
+    },
     Shutdown,
 }
 
@@ -94,6 +112,12 @@ pub(crate) enum DriverMsg {
     },
     Forgot {
         id: Option<u64>,
+    },
+    /// The answer to an introspection command (`complete`, `inspect`, `variables`); its shape
+    /// is checked by whoever asked (see `api/introspect.rs`).
+    Introspected {
+        id: Option<u64>,
+        result: serde_json::Value,
     },
 }
 

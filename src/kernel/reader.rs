@@ -14,6 +14,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::caps::{human_bytes, MAX_OUTPUT_BYTES};
+use super::introspect::{self, Replies};
 use super::protocol::{DriverMsg, Incoming};
 use super::Interrupter;
 
@@ -101,6 +102,7 @@ pub(crate) async fn read_messages(
     queue: QueueTx,
     pid: u32,
     killer: Interrupter,
+    replies: Replies,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, rx);
     let mut buf = Vec::new();
@@ -132,6 +134,12 @@ pub(crate) async fn read_messages(
                 let parsed;
                 (parsed, buf) = parse(buf).await;
                 match parsed {
+                    // Answered to whoever asked, not queued: the kernel's consumer may be
+                    // busy awaiting a cell, or idle and not reading at all.
+                    Ok(DriverMsg::Introspected { id, result }) => {
+                        drop(permit);
+                        introspect::deliver(&replies, id, result);
+                    }
                     Ok(msg) => {
                         let incoming = Incoming::Msg(msg, buf.len(), permit);
                         if queue.tx.send(incoming).await.is_err() {
@@ -157,6 +165,7 @@ pub(crate) async fn read_messages(
         // Kill now, not when the kernel next reads a message: the cell may be idle.
         killer.kill();
     }
+    introspect::fail_all(&replies);
     // Release what the buffers hold before possibly waiting for room in the queue.
     drop(reader);
     drop(buf);

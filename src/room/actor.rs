@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
+pub mod introspection;
+
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
 use super::messages::*;
 use super::outbox::{CloseOrder, Outbox, Pushed};
@@ -20,6 +22,7 @@ use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
 use super::run::RunState;
 use super::state::{LiveCell, NotebookState};
+use super::variables::Variables;
 use super::Wake;
 use crate::config::Config;
 use crate::db::models::{CellRow, CellRunState, NotebookRow, PackageRow};
@@ -70,6 +73,8 @@ pub struct NotebookRoom {
     persist: mpsc::UnboundedSender<PersistJob>,
     /// Most cells this notebook may hold (`CELLS_PER_NOTEBOOK`).
     max_cells: u64,
+    /// What the kernel last reported about the names cells define.
+    variables: Variables,
 }
 
 impl NotebookRoom {
@@ -113,6 +118,7 @@ impl NotebookRoom {
             last_activity: Instant::now(),
             persist,
             max_cells: config.quotas.cells_per_notebook,
+            variables: Variables::default(),
         }
     }
 
@@ -365,6 +371,7 @@ impl NotebookRoom {
 
     /// Marks every cell but `except` idle: their values died with the kernel.
     fn values_gone(&mut self, except: Option<&str>) {
+        self.clear_variables();
         let dropped = self.run.abandon();
         let ids: Vec<String> = self
             .state
@@ -407,6 +414,8 @@ impl NotebookRoom {
                 self.values_gone(Some(cell_id));
             }
         }
+        // Even a failed cell may have defined some of its names before it stopped.
+        self.refresh_variables(cell_id, ctx);
         self.step(ctx);
     }
 
@@ -433,6 +442,7 @@ impl NotebookRoom {
         if names.is_empty() {
             return;
         }
+        self.forget_variables(&names);
         if let Some(executor) = &self.executor {
             executor.send(Job::Forget(names));
         }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::kernel::{
-    ExecResult, Interrupter, Kernel, KernelConfig, KernelError, KernelEvent, Output,
+    ExecResult, Interrupter, Introspector, Kernel, KernelConfig, KernelError, KernelEvent, Output,
     GET_VALUES_TIMEOUT,
 };
 use crate::notebook::analysis::sql_to_positional;
@@ -77,6 +77,9 @@ pub enum Job {
     Restart,
     /// Stop the kernel and answer.
     Shutdown(tokio::sync::oneshot::Sender<()>),
+    /// Start a kernel if none runs (in the granted slot) and answer its introspector; `None`
+    /// when none can start now (no slot, or the Python environment is still provisioned).
+    StartForIntrospection(tokio::sync::oneshot::Sender<Option<Introspector>>),
 }
 
 /// Limits and settings for a notebook's executor.
@@ -120,6 +123,8 @@ struct InterruptTargets {
     /// statements of the driver would otherwise be lost.
     interrupted_token: Option<u64>,
     sql: Option<SqlCanceller>,
+    /// Completion and inspection go straight to the kernel, also while a job runs.
+    introspector: Option<Introspector>,
 }
 
 /// The room's handle on its executor.
@@ -167,6 +172,14 @@ impl ExecutorHandle {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
+    }
+
+    /// The live kernel's introspector, if a kernel runs.
+    pub fn introspector(&self) -> Option<Introspector> {
+        self.targets
+            .lock()
+            .ok()
+            .and_then(|t| t.introspector.clone())
     }
 
     /// Interrupts whatever runs now: SIGINT to the kernel, cancel to a running query.
@@ -263,6 +276,22 @@ impl Worker {
                     let _ = done.send(());
                     return;
                 }
+                Job::StartForIntrospection(reply) => {
+                    let startable =
+                        self.kernel.is_some() || self.config.environment.python_now().is_some();
+                    let introspector = if startable {
+                        match self.ensure_kernel().await {
+                            Ok(kernel) => Some(kernel.introspector()),
+                            Err(e) => {
+                                log::warn!("kernel for introspection did not start: {e}");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    let _ = reply.send(introspector);
+                }
                 Job::Restart => {
                     self.drop_kernel().await;
                     if self.slot.is_some() {
@@ -289,6 +318,7 @@ impl Worker {
         if let Ok(mut targets) = self.targets.lock() {
             targets.kernel = None;
             targets.pid = None;
+            targets.introspector = None;
         }
         if let Some(kernel) = self.kernel.take() {
             kernel.shutdown().await;
@@ -335,6 +365,7 @@ impl Worker {
             if let Ok(mut targets) = self.targets.lock() {
                 targets.kernel = Some(kernel.interrupter());
                 targets.pid = kernel.pid();
+                targets.introspector = Some(kernel.introspector());
             }
             self.kernel = Some(kernel);
         }

@@ -9,6 +9,7 @@ pub mod quota;
 pub mod registry;
 pub mod run;
 pub mod state;
+pub mod variables;
 
 pub use actor::NotebookRoom;
 pub use registry::RoomRegistry;

@@ -496,6 +496,7 @@ try {
   }
   await cellsFeatureScenarios(page, notebookUrl);
   await importExportScenario(context, notebookUrl); // export/import block at the end of this file
+  await introspectionScenario(context, notebookUrl);
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);
@@ -763,3 +764,59 @@ async function importExportScenario(context, notebookUrl) {
   await screenshot(page, "dropped-import");
   await page.close();
 }
+// ==== Completion, docs and the variables panel (helper C) =========================================
+// The notebook's first cells ran `x = 2` and `y = x + 1`, so the kernel holds x and y.
+async function introspectionScenario(context, notebookUrl) {
+  const page = await context.newPage();
+  watch(page, "introspect");
+  await page.goto(notebookUrl);
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  await waitOutput(page, 2, "30");
+
+  // Ctrl+Space completes an attribute of a live value; Enter takes the highlighted one.
+  const n = await addPythonCellAtEnd(page);
+  await setCode(page, n, "y.bit_len");
+  await page.keyboard.press("Control+Space");
+  const option = page.locator(".cm-tooltip-autocomplete li", { hasText: "bit_length" });
+  await option.waitFor({ timeout: 30_000 });
+  await screenshot(page, "completion-popup");
+  // CodeMirror ignores Enter for a moment after the popup opens (its interactionDelay), so
+  // a key pressed while the popup is still appearing types instead of picking.
+  await page.waitForTimeout(200);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(
+    (i) => document.querySelectorAll("section.cell .cm-content")[i]?.innerText.trim() === "y.bit_length",
+    n,
+  );
+  // Tab after a dot completes too.
+  await page.keyboard.insertText("\nx.as_integer_r");
+  await page.keyboard.press("Tab");
+  await page.locator(".cm-tooltip-autocomplete li", { hasText: "as_integer_ratio" }).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(200);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(
+    (i) => document.querySelectorAll("section.cell .cm-content")[i]?.innerText.trim() === "y.bit_length\nx.as_integer_ratio",
+    n,
+  );
+  // Shift+Tab on a name shows its signature and docstring.
+  await page.mouse.move(5, 400); // hover docs elsewhere must not replace it
+  await page.keyboard.press("Shift+Tab");
+  const docs = page.locator(".doc-tooltip");
+  await docs.waitFor({ timeout: 30_000 });
+  assert((await docs.innerText()).includes("as_integer_ratio"), "docs tooltip names the method");
+  await screenshot(page, "docs-tooltip");
+
+  // The variables panel lists x with its defining cell and the cells that read it.
+  await page.getByRole("button", { name: "Show or hide the variables" }).click();
+  const row = page.locator("#variables tr[data-name=x]");
+  await row.waitFor({ timeout: 15_000 });
+  assert((await row.locator(".var-type").innerText()) === "int", "x is an int");
+  assert((await row.locator(".var-summary").innerText()) === "2", "x's summary is its value");
+  assert((await row.locator(".var-readers .var-cell").count()) >= 1, "the cell reading x is listed");
+  await screenshot(page, "variables-panel");
+  // Clicking the defining cell jumps to it.
+  await row.locator("td:nth-child(3) .var-cell").click();
+  await page.waitForFunction(() => document.activeElement?.closest("section.cell") === document.querySelectorAll("section.cell")[0]);
+  await page.close();
+}
+// ==== end of helper C's block ====================================================================
