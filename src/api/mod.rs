@@ -34,6 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(cells::update)
         .service(cells::delete)
         .service(execution::run)
+        .service(execution::run_all)
+        .service(execution::set_lazy)
         .service(execution::interrupt)
         .service(execution::restart)
         .service(chat::chat)

@@ -7,6 +7,7 @@ pub mod outbox;
 pub mod quota;
 pub mod registry;
 pub mod run;
+pub mod staleness;
 pub mod state;
 
 pub use actor::NotebookRoom;

@@ -67,9 +67,11 @@ impl RoomRegistry {
             rooms.remove(notebook_id);
         }
         let (notebook, cells) = self.store.get_notebook(owner, notebook_id).await?;
+        let lazy = self.store.notebook_lazy(notebook_id).await?;
         let room = NotebookRoom::new(
             notebook,
             &cells,
+            lazy,
             self.store.clone(),
             self.clone(),
             &self.config,
