@@ -15,9 +15,15 @@ pub fn executable(cell_type: CellType) -> bool {
 }
 
 /// Whether a cell's values are missing or out of date in the kernel, so a run that reads
-/// them must run it first.
+/// them must run it first: it is stale, never ran (idle), was blocked, or waits in a queue
+/// for a run that has not started. A cell that failed is not run again for its readers (it
+/// may be slow or never end, like an interrupted loop); they see what it left.
 pub fn needs_run(cell: &LiveCell) -> bool {
-    executable(cell.cell_type) && cell.status != CellStatus::Success
+    executable(cell.cell_type)
+        && matches!(
+            cell.status,
+            CellStatus::Stale | CellStatus::Idle | CellStatus::Blocked | CellStatus::Queued
+        )
 }
 
 /// Whether a cell should now show as stale: it took part in a run and is not already stale
