@@ -68,4 +68,6 @@ export const api = {
   runCell: (id, cellId) => request("POST", `${cell(id, cellId)}/run`),
   interrupt: (id) => request("POST", `${nb(id)}/interrupt`),
   restart: (id) => request("POST", `${nb(id)}/restart`),
+  runAll: (id, onlyStale) => request("POST", `${nb(id)}/run${onlyStale ? "?only=stale" : ""}`),
+  setLazy: (id, lazy) => request("PUT", `${nb(id)}/lazy`, { lazy }),
 };

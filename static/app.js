@@ -9,6 +9,7 @@ import { ChatPanel } from "./chat.js";
 import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
 import { EnvironmentBanner } from "./environment.js";
+import { showLazy, wireStaleControls } from "./stale.js";
 
 let current = null; // NotebookController
 let chat = null;
@@ -132,6 +133,7 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
       $("#btn-db").title = masked ? `PostgreSQL: ${masked}` : "PostgreSQL connection for SQL cells (not set)";
     },
     onConnState: setConnState,
+    onLazy: showLazy,
     onDeleted: () => leaveDeletedNotebook(),
     onFatal: (msg) => toast(`Live updates stopped: ${msg}`, "error"),
   });
@@ -216,6 +218,7 @@ function wireTopBar(config) {
   });
 
   $("#btn-interrupt").addEventListener("click", () => current?.interrupt());
+  wireStaleControls(() => current);
   $("#btn-restart").addEventListener("click", async () => {
     if (!current) return;
     const ok = await confirmDialog("Restart the kernel?", "All Python variables are lost; cells show as stale until they run again.", "Restart");
