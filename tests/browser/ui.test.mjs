@@ -492,7 +492,7 @@ async function staleScenario(page) {
   assert(!(await page.locator("#lazy-toggle").isChecked()), "lazy mode is off by default");
 
   // "Run all" runs every cell.
-  await page.getByRole("button", { name: "Run all cells" }).click();
+  await page.getByRole("button", { name: "Run all cells", exact: true }).click();
   await waitStatus(page, 0, "success");
   await waitOutput(page, 1, "6");
   await waitStatus(page, 1, "success");
@@ -510,7 +510,7 @@ async function staleScenario(page) {
   await screenshot(page, "stale-cells");
 
   // "Run stale" brings both up to date.
-  await page.getByRole("button", { name: "Run stale cells" }).click();
+  await page.getByRole("button", { name: "Run stale cells", exact: true }).click();
   await waitOutput(page, 1, "8");
   await waitStatus(page, 1, "success");
   log("run stale: 8");
@@ -530,7 +530,7 @@ async function staleScenario(page) {
   log("lazy: dependent stale, not run");
 
   // "Restart & run all" (after confirming) runs everything in a fresh kernel.
-  await page.getByRole("button", { name: "Restart the kernel and run all cells" }).click();
+  await page.getByRole("button", { name: "Restart the kernel and run all cells", exact: true }).click();
   await page.locator("#confirm-dialog").waitFor();
   await page.locator("#confirm-ok").click();
   await waitOutput(page, 1, "10");
