@@ -71,4 +71,6 @@ export const api = {
   interrupt: (id) => request("POST", `${nb(id)}/interrupt`),
   restart: (id) => request("POST", `${nb(id)}/restart`),
   installPackage: (id, name, version) => request("POST", `${nb(id)}/packages`, { name, version }),
+  runAll: (id, onlyStale) => request("POST", `${nb(id)}/run${onlyStale ? "?only=stale" : ""}`),
+  setLazy: (id, lazy) => request("PUT", `${nb(id)}/lazy`, { lazy }),
 };

@@ -12,6 +12,7 @@ import { EnvironmentBanner } from "./environment.js";
 import { installTransfer } from "./transfer.js";
 import { VariablesPanel } from "./variables.js";
 import { setCompletionNotebook } from "./completion.js";
+import { showLazy, wireStaleControls } from "./stale.js";
 
 let current = null; // NotebookController
 let chat = null;
@@ -142,6 +143,7 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
       $("#btn-db").title = masked ? `PostgreSQL: ${masked}` : "PostgreSQL connection for SQL cells (not set)";
     },
     onConnState: setConnState,
+    onLazy: showLazy,
     onDeleted: () => leaveDeletedNotebook(),
     onFatal: (msg) => toast(`Live updates stopped: ${msg}`, "error"),
     onVariables: (list) => variables?.update(list),
@@ -231,6 +233,7 @@ function wireTopBar(config) {
   });
 
   $("#btn-interrupt").addEventListener("click", () => current?.interrupt());
+  wireStaleControls(() => current);
   $("#btn-restart").addEventListener("click", async () => {
     if (!current) return;
     const ok = await confirmDialog("Restart the kernel?", "All Python variables are lost; cells show as stale until they run again.", "Restart");

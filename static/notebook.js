@@ -106,6 +106,7 @@ export class NotebookController {
     this.hooks.onName(nb.name);
     this.hooks.onDb(nb.db_conn_string);
     this.packages.setAll(nb.packages);
+    this.hooks.onLazy?.(nb.lazy);
     const seen = new Set();
     this.order = nb.cells.map((c) => c.id);
     for (const cell of nb.cells) {
@@ -236,6 +237,7 @@ export class NotebookController {
         break;
       case "notebook_updated":
         if (msg.name !== undefined) this.hooks.onName(msg.name);
+        if (msg.lazy !== undefined) this.hooks.onLazy?.(msg.lazy);
         // The DB setting changes the revision and the masked string: fetch both.
         this.refetchSoon();
         break;

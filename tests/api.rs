@@ -83,7 +83,13 @@ both_backends!(notebook_lifecycle, |backend: Backend| async move {
     assert_eq!(nb["name"], "Sales");
     assert_eq!(nb["db_conn_string"], Value::Null);
     assert_eq!(nb["revision"], 0);
-    assert_eq!(nb["cells"], json!([]));
+    // A new notebook starts with one empty Python cell.
+    let cells = nb["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 1, "{nb}");
+    assert_eq!(
+        (&cells[0]["type"], &cells[0]["code"]),
+        (&json!("python"), &json!(""))
+    );
 
     let (status, body) = s
         .put(
@@ -200,6 +206,8 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
     let s = TestServer::start(backend).await;
     let id = s.new_notebook(A, "Cells").await;
     let cells_path = format!("/api/notebooks/{id}/cells");
+    // The empty cell every new notebook starts with.
+    let starter = cell_ids(&s.notebook(A, &id).await)[0].clone();
     let first = s.new_cell(A, &id, "python", "x = 1").await;
     let third = s.new_cell(A, &id, "sql", "SELECT 1").await;
     let (status, body) = s
@@ -219,10 +227,16 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
     let nb = s.notebook(A, &id).await;
     assert_eq!(
         cell_ids(&nb),
-        vec![first.clone(), second.clone(), third.clone(), fourth.clone()]
+        vec![
+            starter.clone(),
+            first.clone(),
+            second.clone(),
+            third.clone(),
+            fourth.clone()
+        ]
     );
     assert_eq!(nb["revision"], 4);
-    let cell = &nb["cells"][1];
+    let cell = &nb["cells"][2];
     assert_eq!(cell["type"], "python");
     assert_eq!(cell["code"], "y = x + 1");
     assert_eq!(cell["status"], "idle");
@@ -230,7 +244,7 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
     assert_eq!(cell["outputs"], json!([]));
     assert_eq!(cell["error"], Value::Null);
     assert!(cell["reads"].is_array() && cell["writes"].is_array());
-    assert_eq!(nb["cells"][2]["type"], "sql");
+    assert_eq!(nb["cells"][3]["type"], "sql");
 
     // Update with and without expected_revision.
     let (status, body) = s
@@ -284,9 +298,9 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
         .await;
     assert_eq!(status, 409);
     let nb = s.notebook(A, &id).await;
-    assert_eq!(nb["cells"][0]["code"], "x = 5");
-    assert_eq!(nb["cells"][1]["code"], "y = x + 2");
-    assert_eq!(nb["cells"][2]["code"], "SELECT 2");
+    assert_eq!(nb["cells"][1]["code"], "x = 5");
+    assert_eq!(nb["cells"][2]["code"], "y = x + 2");
+    assert_eq!(nb["cells"][3]["code"], "SELECT 2");
     assert_eq!(nb["revision"], 7);
 
     // Delete the second: order closes up; inserting after the first lands right after it.
@@ -306,7 +320,13 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
     let nb = s.notebook(A, &id).await;
     assert_eq!(
         cell_ids(&nb),
-        vec![first.clone(), inserted, third.clone(), fourth.clone()]
+        vec![
+            starter.clone(),
+            first.clone(),
+            inserted,
+            third.clone(),
+            fourth.clone()
+        ]
     );
     assert_eq!(s.delete(&format!("{cells_path}/{second}"), A).await.0, 404);
     // Inserting before the first cell puts the new one at the top.
@@ -314,7 +334,7 @@ both_backends!(cell_lifecycle, |backend: Backend| async move {
         .post(
             &cells_path,
             A,
-            json!({"type": "python", "before_cell_id": first}),
+            json!({"type": "python", "before_cell_id": starter}),
         )
         .await;
     assert_eq!(status, 200, "{body}");

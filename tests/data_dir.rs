@@ -127,11 +127,12 @@ async fn use_the_server(s: &TestServer, token: &str) {
             Value::Null,
         )
         .await;
-        let status = n["cells"][0]["status"].as_str().unwrap_or("").to_string();
+        let ran = common::cells::cell(&n, &cell);
+        let status = ran["status"].as_str().unwrap_or("").to_string();
         if !matches!(status.as_str(), "queued" | "running" | "idle") {
             // The kernel's working directory under DATA_DIR/kernels could be created.
             assert_eq!(status, "success", "{n:#}");
-            assert_eq!(n["cells"][0]["stdout"], "42\n");
+            assert_eq!(ran["stdout"], "42\n");
             return;
         }
         assert!(Instant::now() < deadline, "never finished: {n:#}");

@@ -505,7 +505,7 @@ async fn kernel_crashes_are_contained() {
             assert!(error.contains("kernel died"), "{error}");
             assert_eq!(
                 cell(&n, &base)["status"],
-                "idle",
+                "stale",
                 "values are gone after a crash"
             );
         }
@@ -540,7 +540,7 @@ async fn restart_clears_values() {
         .await;
     assert_eq!(status, 202);
     let n = wait_settled(&s, &nb).await;
-    assert_eq!(cell(&n, &x)["status"], "idle");
+    assert_eq!(cell(&n, &x)["status"], "stale");
     run(&s, &nb, &read).await;
     let n = wait_settled(&s, &nb).await;
     assert_eq!(text_output(cell(&n, &read)).as_deref(), Some("False"));
@@ -641,8 +641,8 @@ async fn outputs_persist_across_server_restart() {
         let (b, a) = (cell(&before, &c), cell(&after, &c));
         assert_eq!(a["outputs"], b["outputs"]);
         assert_eq!(a["stdout"], "hello\n");
-        // Values died with the old kernel: the cell reads as not run in this one.
-        assert_eq!(a["status"], "idle");
+        // Values died with the old kernel: the cell is stale in this one.
+        assert_eq!(a["status"], "stale");
         s.finish().await;
     }
 }

@@ -266,10 +266,10 @@ both_backends!(
         // A third notebook: nb1's kernel (least recently used, idle) makes room; the run succeeds.
         warm(&s, &nb3).await;
         tab.until(Duration::from_secs(30), |v| {
-            v["type"] == "cell_status" && v["cellId"] == nb1.quick && v["status"] == "idle"
+            v["type"] == "cell_status" && v["cellId"] == nb1.quick && v["status"] == "stale"
         })
         .await;
-        let stopped = wait_status(&s, &nb1, &nb1.quick, "idle").await;
+        let stopped = wait_status(&s, &nb1, &nb1.quick, "stale").await;
         assert_eq!(
             text_output(&stopped).as_deref(),
             Some("'ok'"),
@@ -296,7 +296,7 @@ both_backends!(
             .find(|v| v["type"] == "cell_output" && v["cellId"] == nb1.check)
             .map(|v| v["output"]["data"].clone());
         assert_eq!(output, Some(json!("False")), "{events:#?}");
-        wait_status(&s, &nb2, &nb2.quick, "idle").await;
+        wait_status(&s, &nb2, &nb2.quick, "stale").await;
         assert_eq!(status(&s, &nb3, &nb3.quick).await, "success");
         assert_eq!(kernel_processes(), 2);
         s.finish().await;
@@ -344,7 +344,7 @@ both_backends!(
             v["type"] == "cell_status" && v["cellId"] == nb3.quick && v["status"] == "success"
         })
         .await;
-        wait_status(&s, &nb1, &nb1.slow, "idle").await;
+        wait_status(&s, &nb1, &nb1.slow, "stale").await;
         assert_eq!(status(&s, &nb2, &nb2.slow).await, "running");
         assert_eq!(kernel_processes(), 2);
         make_idle(&s, &nb2).await;
@@ -370,7 +370,7 @@ both_backends!(
 
         // A at the limit with an idle kernel: A's own goes.
         warm(&s, &a3).await;
-        wait_status(&s, &a1, &a1.quick, "idle").await;
+        wait_status(&s, &a1, &a1.quick, "stale").await;
         assert_eq!(status(&s, &b1, &b1.quick).await, "success");
         assert_eq!(status(&s, &b2, &b2.quick).await, "success");
         assert_eq!(quota(&s).live_kernels_of(B), 2);
@@ -415,7 +415,7 @@ both_backends!(
 
         // The server is full: its least recently used idle kernel goes, whoever owns it.
         warm(&s, &a2).await;
-        wait_status(&s, &b, &b.quick, "idle").await;
+        wait_status(&s, &b, &b.quick, "stale").await;
         assert_eq!(status(&s, &a1, &a1.quick).await, "success");
         assert_eq!(quota(&s).live_kernels(), 2);
         assert_eq!(quota(&s).live_kernels_of(B), 0);
@@ -436,13 +436,13 @@ both_backends!(
             .await;
         let message = ws_error(&mut tab).await;
         assert!(message.contains("MAX_KERNELS"), "{message}");
-        assert_eq!(status(&s, &b, &b.quick).await, "idle", "nothing changed");
+        assert_eq!(status(&s, &b, &b.quick).await, "stale", "nothing changed");
         assert_eq!(kernel_processes(), 2);
 
         // An idle kernel again: B's run takes it.
         make_idle(&s, &a1).await;
         warm(&s, &b).await;
-        wait_status(&s, &a1, &a1.slow, "idle").await;
+        wait_status(&s, &a1, &a1.slow, "stale").await;
         assert_eq!(status(&s, &a2, &a2.slow).await, "running");
         assert_eq!(kernel_processes(), 2);
         make_idle(&s, &a2).await;
@@ -485,8 +485,8 @@ both_backends!(
         for nb in &accepted {
             wait_cell(&s, nb, &nb.slow, "started", |c| c["stdout"] == "started\n").await;
         }
-        wait_status(&s, &idle1, &idle1.quick, "idle").await;
-        wait_status(&s, &idle2, &idle2.quick, "idle").await;
+        wait_status(&s, &idle1, &idle1.quick, "stale").await;
+        wait_status(&s, &idle2, &idle2.quick, "stale").await;
         assert_eq!(kernel_processes(), 2);
 
         // One idle kernel, one busy: of two simultaneous runs only one gets a kernel.

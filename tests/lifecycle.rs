@@ -92,9 +92,12 @@ async fn idle_rooms_stop_with_their_kernels() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Opening the notebook again starts a fresh room; outputs are still there.
+    // Opening the notebook again starts a fresh room; outputs are still there, stale (the
+    // values died with the kernel).
     let n = s.notebook(U, &nb).await;
-    assert_eq!(n["cells"][0]["outputs"][0]["data"], pid.to_string());
+    let reopened = common::cells::cell(&n, &cell);
+    assert_eq!(reopened["outputs"][0]["data"], pid.to_string());
+    assert_eq!(reopened["status"], "stale");
     s.finish().await;
 }
 
@@ -198,5 +201,10 @@ async fn sigterm_closes_sessions_with_1001_and_commits() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(body["cells"][0]["stdout"], "kept\n", "{body}");
+    let kept = common::cells::cell(&body, &cell);
+    assert_eq!(kept["stdout"], "kept\n", "{body}");
+    assert_eq!(
+        kept["status"], "stale",
+        "its values died with the old server"
+    );
 }

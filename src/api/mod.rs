@@ -40,6 +40,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(cells::delete)
         .service(cells::move_cell)
         .service(execution::run)
+        .service(execution::run_all)
+        .service(execution::set_lazy)
         .service(execution::interrupt)
         .service(execution::restart)
         .service(packages::install)

@@ -8,8 +8,9 @@ use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
 use crate::db::models::NotebookRow;
+use crate::db::store::NewCell;
 use crate::error::ApiError;
-use crate::notebook::demo;
+use crate::notebook::{demo, CellType};
 use crate::room::messages;
 use crate::server::AppState;
 use crate::sql::conn_string;
@@ -50,7 +51,7 @@ pub(crate) fn valid_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// Creates an empty notebook.
+/// Creates a notebook with one empty Python cell.
 #[post("/api/notebooks")]
 pub async fn create(
     user: AuthUser,
@@ -71,9 +72,19 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    // A new notebook starts with one empty Python cell to type into (if cells are allowed).
+    let first_cells: Vec<NewCell> = (state.config.quotas.cells_per_notebook > 0)
+        .then(|| NewCell {
+            id: uuid::Uuid::new_v4().to_string(),
+            cell_type: CellType::Python.as_str().to_string(),
+            code: String::new(),
+            result_name: None,
+        })
+        .into_iter()
+        .collect();
     let row = state
         .store
-        .create_notebook(row, state.config.quotas.notebooks_per_user)
+        .create_notebook(row, state.config.quotas.notebooks_per_user, first_cells)
         .await?;
     log::info!("user {} created notebook {}", user.user_id, row.id);
     Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))

@@ -16,6 +16,7 @@ diesel::table! {
         revision -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        lazy -> Bool,
     }
 }
 

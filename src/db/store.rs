@@ -224,15 +224,19 @@ impl Store {
         Ok(created)
     }
 
-    /// Inserts a new empty notebook, unless its owner already has `max_notebooks`
-    /// ([`StoreError::NotebookLimit`]); concurrent creations cannot exceed the limit.
+    /// Inserts a new notebook with `new_cells` in the same transaction, unless its owner
+    /// already has `max_notebooks` ([`StoreError::NotebookLimit`]); concurrent creations
+    /// cannot exceed the limit.
     pub async fn create_notebook(
         &self,
         row: NotebookRow,
         max_notebooks: u64,
+        new_cells: Vec<NewCell>,
     ) -> Result<NotebookRow, StoreError> {
         let mut conn = self.db.get().await?;
         let new = &row;
+        let rows = cell_rows(&row.id, new_cells, 0, row.revision);
+        let rows = &rows;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
@@ -246,6 +250,12 @@ impl Store {
                         .values(new)
                         .execute(c)
                         .await?;
+                    for cell in rows {
+                        diesel::insert_into(cells::table)
+                            .values(cell)
+                            .execute(c)
+                            .await?;
+                    }
                     Ok(())
                 }
                 .scope_boxed()
@@ -506,6 +516,45 @@ impl Store {
                     .set(cells::position.eq(cells::position - 1))
                     .execute(c)
                     .await?;
+                    Ok(bump_revision!(c, notebook_id)?)
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    }
+
+    /// Whether a notebook runs in lazy mode (false for a missing notebook: the caller has
+    /// already checked it exists).
+    pub async fn notebook_lazy(&self, notebook_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.db.get().await?;
+        let lazy = db_run!(conn, |c| {
+            notebooks::table
+                .find(notebook_id)
+                .select(notebooks::lazy)
+                .first::<bool>(c)
+                .await
+                .optional()
+        })?;
+        Ok(lazy.unwrap_or(false))
+    }
+
+    /// Turns lazy mode on or off; returns the new revision.
+    pub async fn set_lazy(
+        &self,
+        owner: &str,
+        notebook_id: &str,
+        lazy: bool,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.db.get().await?;
+        db_run!(conn, |c| {
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    owned_notebook!(c, owner, notebook_id)?;
+                    diesel::update(notebooks::table.find(notebook_id))
+                        .set(notebooks::lazy.eq(lazy))
+                        .execute(c)
+                        .await?;
                     Ok(bump_revision!(c, notebook_id)?)
                 }
                 .scope_boxed()

@@ -11,19 +11,23 @@
 //! is not defined at the top level of the cell is a read.
 //!
 //! Scoping decisions worth knowing:
-//! - Reads are order-insensitive (`print(x); x = 1` does not read `x`), except augmented
-//!   assignment at module level: `x += 1` with no earlier top-level definition of `x` in
-//!   the cell reads and writes `x`.
+//! - Module and class bodies run top to bottom, so there a load that comes before the
+//!   name's first binding is a read: `x = x`, `(x := x)`, `print(x); x = 1`, `x += 1` and
+//!   `class F: x = x` all read `x` (a class-body load before the class binds the name looks
+//!   it up in the module). Function bodies run later, when called: a load there is a read
+//!   only when the cell does not define the name anywhere (`def f(): return y` then `y = 1`
+//!   does not read `y`). Bindings are ordered as Python evaluates them (right-hand side
+//!   before targets, decorators and defaults before the `def`, a class body before its name).
 //! - `except E as e` binds `e` only inside the handler (as Python 3 does, it is deleted
 //!   afterwards), so `e` is never a write and two cells may both use `except ... as e`.
 //! - `del x` at module level is a read of `x`, never a definition; inside a function it
-//!   makes `x` local, as in Python.
+//!   makes `x` local, as in Python, unless `x` is declared `global` there (then it reads it).
 //! - A bare annotation `x: int` at module level defines nothing (Python binds nothing).
 //! - Builtins are never reads (a cell that shadows `id` does not make `print(id)` in
 //!   another cell depend on it); a cell that assigns a builtin name writes it.
 //! - Names starting with `_` are private to their cell and never appear in writes/reads.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tree_sitter::{Node, Parser};
 
@@ -204,7 +208,8 @@ enum Kind {
 struct Scope {
     kind: Kind,
     parent: usize,
-    bound: HashSet<String>,
+    /// Names bound in this scope, each with the evaluation step of its first binding.
+    bound: HashMap<String, usize>,
     globals: HashSet<String>,
     nonlocals: HashSet<String>,
 }
@@ -214,10 +219,11 @@ const MODULE: usize = 0;
 struct Analyzer<'a> {
     code: &'a str,
     scopes: Vec<Scope>,
-    /// Every name load, with the scope it occurs in; resolved once all bindings are known.
-    refs: Vec<(usize, String)>,
-    /// Reads that hold regardless of definitions (module-level `x += 1` before any `x = ...`).
-    forced_reads: Vec<String>,
+    /// Every name load, with the scope it occurs in and its evaluation step; resolved once
+    /// all bindings are known.
+    refs: Vec<(usize, String, usize)>,
+    /// Evaluation steps so far: loads and bindings are numbered in the order Python runs them.
+    step: usize,
     error: Option<String>,
 }
 
@@ -227,7 +233,7 @@ impl<'a> Analyzer<'a> {
             code,
             scopes: Vec::new(),
             refs: Vec::new(),
-            forced_reads: Vec::new(),
+            step: 0,
             error: None,
         };
         a.new_scope(Kind::Module, MODULE);
@@ -238,7 +244,7 @@ impl<'a> Analyzer<'a> {
         self.scopes.push(Scope {
             kind,
             parent,
-            bound: HashSet::new(),
+            bound: HashMap::new(),
             globals: HashSet::new(),
             nonlocals: HashSet::new(),
         });
@@ -258,7 +264,7 @@ impl<'a> Analyzer<'a> {
 
     /// Scope that owns bindings made in `s` (handlers forward all but their own name).
     fn binding_scope(&self, mut s: usize, name: &str) -> usize {
-        while self.scopes[s].kind == Kind::Handler && !self.scopes[s].bound.contains(name) {
+        while self.scopes[s].kind == Kind::Handler && !self.scopes[s].bound.contains_key(name) {
             s = self.scopes[s].parent;
         }
         s
@@ -266,7 +272,9 @@ impl<'a> Analyzer<'a> {
 
     fn bind_name(&mut self, s: usize, name: &str) {
         let t = self.binding_scope(s, name);
-        self.scopes[t].bound.insert(name.to_string());
+        self.step += 1;
+        let step = self.step;
+        self.scopes[t].bound.entry(name.to_string()).or_insert(step);
     }
 
     fn bind(&mut self, s: usize, ident: Node) {
@@ -276,7 +284,8 @@ impl<'a> Analyzer<'a> {
 
     fn reference(&mut self, s: usize, ident: Node) {
         let name = self.text(ident).to_string();
-        self.refs.push((s, name));
+        self.step += 1;
+        self.refs.push((s, name, self.step));
     }
 
     fn named_children<'t>(n: Node<'t>) -> Vec<Node<'t>> {
@@ -412,11 +421,7 @@ impl<'a> Analyzer<'a> {
             self.target(left, s, d);
             return;
         }
-        let name = self.text(left);
-        let t = self.binding_scope(s, name);
-        if t == MODULE && !self.scopes[MODULE].bound.contains(name) {
-            self.forced_reads.push(name.to_string());
-        }
+        // `x += 1` loads `x` before it binds it again.
         self.reference(s, left);
         self.bind(s, left);
     }
@@ -465,8 +470,28 @@ impl<'a> Analyzer<'a> {
             if self.scopes[owner].kind == Kind::Module {
                 self.visit(c, s, d); // `del x` needs an existing `x`: a read
             } else {
-                self.target(c, s, d); // `del x` makes `x` local in a function
+                self.delete_target(c, owner, s, d);
             }
+        }
+    }
+
+    /// `del x` in a function or class makes `x` local there, unless `x` is declared
+    /// `global` in it: then it deletes the module's `x`, which must exist (a read).
+    fn delete_target(&mut self, n: Node, owner: usize, s: usize, d: usize) {
+        if d > MAX_DEPTH {
+            self.fail(n, "code is nested too deeply");
+            return;
+        }
+        match n.kind() {
+            "identifier" if self.scopes[owner].globals.contains(self.text(n)) => {
+                self.reference(s, n)
+            }
+            "expression_list" | "tuple" | "list" | "parenthesized_expression" => {
+                for c in Self::named_children(n) {
+                    self.delete_target(c, owner, s, d + 1);
+                }
+            }
+            _ => self.target(n, s, d),
         }
     }
 
@@ -607,7 +632,8 @@ impl<'a> Analyzer<'a> {
                     // Python 3 deletes `e` after the handler, so it lives in its own scope.
                     let h = self.new_scope(Kind::Handler, s);
                     let name = self.text(alias).to_string();
-                    self.scopes[h].bound.insert(name);
+                    self.step += 1;
+                    self.scopes[h].bound.insert(name, self.step);
                     for b in Self::named_children(n) {
                         if b.kind() == "block" {
                             self.visit(b, h, d);
@@ -668,11 +694,6 @@ impl<'a> Analyzer<'a> {
     }
 
     fn function(&mut self, n: Node, s: usize, d: usize) {
-        if n.kind() == "function_definition" {
-            if let Some(name) = n.child_by_field_name("name") {
-                self.bind(s, name);
-            }
-        }
         let ann = self.type_params(n, s, d);
         let mut params = Vec::new();
         if let Some(ps) = n.child_by_field_name("parameters") {
@@ -681,6 +702,12 @@ impl<'a> Analyzer<'a> {
             }
         }
         self.visit_field(n, "return_type", ann, d);
+        // Defaults and annotations are evaluated before `def` binds the name.
+        if n.kind() == "function_definition" {
+            if let Some(name) = n.child_by_field_name("name") {
+                self.bind(s, name);
+            }
+        }
         let f = self.new_scope(Kind::Function, ann);
         for p in params {
             self.bind(f, p);
@@ -724,13 +751,14 @@ impl<'a> Analyzer<'a> {
     }
 
     fn class(&mut self, n: Node, s: usize, d: usize) {
-        if let Some(name) = n.child_by_field_name("name") {
-            self.bind(s, name);
-        }
         let ann = self.type_params(n, s, d);
         self.visit_field(n, "superclasses", ann, d);
         let c = self.new_scope(Kind::Class, ann);
         self.visit_field(n, "body", c, d);
+        // The body runs before the class statement binds the name.
+        if let Some(name) = n.child_by_field_name("name") {
+            self.bind(s, name);
+        }
     }
 
     fn comprehension(&mut self, n: Node, s: usize, d: usize) {
@@ -789,8 +817,9 @@ impl<'a> Analyzer<'a> {
         self.visit_field(n, "right", ann, d);
     }
 
-    /// Does a load of `name` in scope `s` resolve to a module-level (cell-global) name?
-    fn resolves_to_module(&self, s: usize, name: &str) -> bool {
+    /// Does a load of `name` at evaluation step `step` in scope `s` resolve to a module-level
+    /// (cell-global) name?
+    fn resolves_to_module(&self, s: usize, name: &str, step: usize) -> bool {
         let mut cur = s;
         let mut crossed_function = false;
         loop {
@@ -798,7 +827,7 @@ impl<'a> Analyzer<'a> {
             match sc.kind {
                 Kind::Module => return true,
                 Kind::Handler => {
-                    if sc.bound.contains(name) {
+                    if sc.bound.contains_key(name) {
                         return false;
                     }
                 }
@@ -808,8 +837,9 @@ impl<'a> Analyzer<'a> {
                         if sc.globals.contains(name) {
                             return true;
                         }
-                        if sc.bound.contains(name) {
-                            return false;
+                        if let Some(&bound_at) = sc.bound.get(name) {
+                            // Before the body binds it, a class-body load looks in the module.
+                            return step < bound_at;
                         }
                     }
                 }
@@ -817,7 +847,7 @@ impl<'a> Analyzer<'a> {
                     if sc.globals.contains(name) {
                         return true;
                     }
-                    if !sc.nonlocals.contains(name) && sc.bound.contains(name) {
+                    if !sc.nonlocals.contains(name) && sc.bound.contains_key(name) {
                         return false;
                     }
                     crossed_function = true;
@@ -827,21 +857,51 @@ impl<'a> Analyzer<'a> {
         }
     }
 
-    fn finish(self) -> CellNames {
-        let mut writes: BTreeSet<String> = self.scopes[MODULE].bound.iter().cloned().collect();
-        for sc in &self.scopes[1..] {
-            // `global x; x = ...` inside a function or class defines module-level `x`.
-            writes.extend(sc.bound.intersection(&sc.globals).cloned());
+    /// Whether code in scope `s` runs later (when a function is called), not in cell order.
+    fn deferred(&self, mut s: usize) -> bool {
+        while s != MODULE {
+            if self.scopes[s].kind == Kind::Function {
+                return true;
+            }
+            s = self.scopes[s].parent;
         }
-        let mut reads: BTreeSet<String> = self
+        false
+    }
+
+    fn finish(self) -> CellNames {
+        // Each module-level name with the step of its first binding.
+        let mut first_bound: HashMap<&str, usize> = HashMap::new();
+        let module = self.scopes[MODULE].bound.iter();
+        // `global x; x = ...` inside a function or class defines module-level `x`.
+        let declared = self.scopes[1..].iter().flat_map(|sc| {
+            sc.bound
+                .iter()
+                .filter(|(name, _)| sc.globals.contains(name.as_str()))
+        });
+        for (name, &at) in module.chain(declared) {
+            let entry = first_bound.entry(name.as_str()).or_insert(at);
+            *entry = (*entry).min(at);
+        }
+        let reads: BTreeSet<String> = self
             .refs
             .iter()
-            .filter(|(s, name)| !writes.contains(name) && self.resolves_to_module(*s, name))
-            .map(|(_, name)| name.clone())
+            .filter(|(s, name, step)| {
+                let defined_before = match first_bound.get(name.as_str()) {
+                    // A function body runs after the whole cell defined its names.
+                    Some(&at) => at < *step || self.deferred(*s),
+                    None => false,
+                };
+                !defined_before && self.resolves_to_module(*s, name, *step)
+            })
+            .map(|(_, name, _)| name.clone())
             .collect();
-        reads.extend(self.forced_reads);
+        let writes: BTreeSet<&str> = first_bound.keys().copied().collect();
         CellNames {
-            writes: writes.into_iter().filter(|n| !is_private(n)).collect(),
+            writes: writes
+                .into_iter()
+                .filter(|n| !is_private(n))
+                .map(str::to_string)
+                .collect(),
             reads: reads
                 .into_iter()
                 .filter(|n| !is_private(n) && !is_builtin(n))

@@ -84,6 +84,9 @@ pub enum CellStatus {
     Error,
     /// Not run because something upstream failed.
     Blocked,
+    /// Its outputs are out of date: its code changed since it ran, an ancestor is stale, or
+    /// its values died with a kernel. The outputs are kept and shown dimmed.
+    Stale,
 }
 
 impl CellStatus {
@@ -96,6 +99,7 @@ impl CellStatus {
             CellStatus::Success => "success",
             CellStatus::Error => "error",
             CellStatus::Blocked => "blocked",
+            CellStatus::Stale => "stale",
         }
     }
 }

@@ -21,6 +21,7 @@ use super::packages::PackageBook;
 use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
 use super::run::RunState;
+use super::staleness;
 use super::state::{LiveCell, NotebookState};
 use super::variables::Variables;
 use super::Wake;
@@ -33,6 +34,8 @@ use crate::notebook::cell::default_result_name;
 use crate::notebook::{CellStatus, CellType};
 use crate::pyenv::packages::Layer;
 use crate::sql::host_policy::HostPolicy;
+
+mod stale;
 
 /// Work for the room's persistence task, applied in order.
 enum PersistJob {
@@ -83,6 +86,7 @@ impl NotebookRoom {
         notebook: NotebookRow,
         cells: &[CellRow],
         packages: Vec<PackageRow>,
+        lazy: bool,
         store: Store,
         registry: RoomRegistry,
         config: &Config,
@@ -101,7 +105,7 @@ impl NotebookRoom {
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));
         let quota = registry.kernel_quota().clone();
         NotebookRoom {
-            state: NotebookState::load(notebook, cells),
+            state: NotebookState::load(notebook, cells, lazy),
             packages: PackageBook::new(packages, layer, config.python_wheels_dir.clone()),
             store,
             registry,
@@ -158,7 +162,7 @@ impl NotebookRoom {
 
     fn set_status(&mut self, cell_id: &str, status: CellStatus) {
         if let Some(cell) = self.state.cell_mut(cell_id) {
-            cell.status = status;
+            cell.set_status(status);
             // Clients see a graph error (duplicate definition, cycle) as the status.
             let shown = if self.state.graph.errors().contains_key(cell_id) {
                 CellStatus::Error
@@ -237,33 +241,40 @@ impl NotebookRoom {
         }
     }
 
-    /// Queues `order` (a topological run order) as a new run, or folds it into the current one.
-    fn request_run(&mut self, root: &str, ctx: &mut Context<Self>) -> Result<(), ApiError> {
-        let order = self.state.graph.run_order(root);
-        self.claim_kernel(self.needs_kernel(&order), ctx)?;
+    /// Queues a run of `targets` (with the stale ancestors they need, see
+    /// [`staleness::plan`]) as a new run, or folds it into the current one.
+    fn request_run(
+        &mut self,
+        targets: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ApiError> {
+        let plan = staleness::plan(&self.state, &targets, |id| self.run.will_run(id));
+        self.claim_kernel(self.needs_kernel(&plan.order), ctx)?;
         if self.run.active() {
+            // Lazy mode's stale marks wait for the run to start: the plan is made again then.
             let mut added = false;
-            for id in order {
+            for id in plan.order {
                 if !self.run.will_run(&id) {
                     added = true;
                     self.set_status(&id, CellStatus::Queued);
                 }
             }
             if added {
-                self.run.next_roots.push(root.to_string());
+                self.run.next_roots.extend(targets);
             }
             return Ok(());
         }
-        self.start_run(order, ctx);
+        self.start_run(plan, ctx);
         Ok(())
     }
 
-    fn start_run(&mut self, order: Vec<String>, ctx: &mut Context<Self>) {
+    fn start_run(&mut self, plan: staleness::RunPlan, ctx: &mut Context<Self>) {
         self.run.failed.clear();
-        for id in &order {
+        self.mark_stale(&plan.stale);
+        for id in &plan.order {
             self.set_status(id, CellStatus::Queued);
         }
-        self.run.plan = order.into();
+        self.run.plan = plan.order.into();
         self.step(ctx);
     }
 
@@ -330,9 +341,9 @@ impl NotebookRoom {
         self.run.current = None;
         if !self.run.next_roots.is_empty() {
             let roots = std::mem::take(&mut self.run.next_roots);
-            let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
-            let order = self.state.graph.run_order_many(&roots);
-            self.start_run(order, ctx);
+            let plan = staleness::plan(&self.state, &roots, |_| false);
+            self.unqueue_except(&plan.order);
+            self.start_run(plan, ctx);
         } else if let Some(ticket) = self.slot {
             // The run is over: the kernel is idle and may be stopped for someone else's run.
             self.quota.finish(ticket);
@@ -369,21 +380,20 @@ impl NotebookRoom {
         self.persist_cell(cell_id);
     }
 
-    /// Marks every cell but `except` idle: their values died with the kernel.
+    /// Marks every cell but `except` that had run stale (the others idle): their values died
+    /// with the kernel.
     fn values_gone(&mut self, except: Option<&str>) {
         self.clear_variables();
-        let dropped = self.run.abandon();
+        self.run.abandon();
         let ids: Vec<String> = self
             .state
             .cells
             .iter()
             .filter(|c| Some(c.id.as_str()) != except)
-            .filter(|c| c.status != CellStatus::Idle || dropped.contains(&c.id))
             .map(|c| c.id.clone())
             .collect();
         for id in ids {
-            self.set_status(&id, CellStatus::Idle);
-            self.persist_cell(&id);
+            self.out_of_date(&id);
         }
     }
 
@@ -401,7 +411,7 @@ impl NotebookRoom {
             Outcome::Interrupted => {
                 self.settle_error(cell_id, "Interrupted".into());
                 for id in self.run.abandon() {
-                    self.set_status(&id, CellStatus::Idle);
+                    self.out_of_date(&id);
                 }
             }
             Outcome::Died(message) => {
@@ -593,7 +603,7 @@ impl Handler<RunCell> for NotebookRoom {
             // Running a markdown cell is a no-op success: it has nothing to run or re-run.
             return Ok(());
         }
-        self.request_run(&msg.cell_id, ctx)
+        self.request_run(vec![msg.cell_id], ctx)
     }
 }
 
@@ -835,6 +845,7 @@ impl Handler<UpdateCell> for NotebookRoom {
             .map(|result, room, _| {
                 let (row, revision) = result?;
                 room.state.revision = revision;
+                let edited = room.edit_marks(&row);
                 let old_writes = room
                     .state
                     .cell(&row.id)
@@ -846,6 +857,7 @@ impl Handler<UpdateCell> for NotebookRoom {
                 let stale = room.state.names_only_defined_by(&row.id, &old_writes);
                 room.forget(stale);
                 room.graph_changed(&row.id);
+                room.mark_edited_stale(edited);
                 room.broadcast_cell_updated(&row.id);
                 Ok(revision)
             }),
@@ -879,11 +891,13 @@ impl Handler<DeleteCell> for NotebookRoom {
                     .map(|c| c.names.writes.clone())
                     .unwrap_or_default();
                 let stale = room.state.names_only_defined_by(&cell_id, &old_writes);
+                let orphans = staleness::descendants(&room.state, std::slice::from_ref(&cell_id));
                 room.state.cells.retain(|c| c.id != cell_id);
                 room.run.plan.retain(|id| id != &cell_id);
                 room.forget(stale);
                 room.broadcast(json!({"type": "cell_deleted", "cellId": cell_id}));
                 room.graph_changed(&cell_id);
+                room.mark_stale(&orphans);
                 Ok(revision)
             }),
         ))

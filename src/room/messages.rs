@@ -237,3 +237,19 @@ pub struct Leave {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// Run every cell, or only the stale ones (with whatever must run with them).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct RunAll {
+    /// Only the stale cells.
+    pub only_stale: bool,
+}
+
+/// Turn lazy mode on or off (persisted).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct SetLazy {
+    /// The new setting.
+    pub lazy: bool,
+}

@@ -8,6 +8,7 @@ pub mod packages;
 pub mod quota;
 pub mod registry;
 pub mod run;
+pub mod staleness;
 pub mod state;
 pub mod variables;
 

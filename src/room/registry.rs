@@ -79,10 +79,12 @@ impl RoomRegistry {
         }
         let (notebook, cells) = self.store.get_notebook(owner, notebook_id).await?;
         let packages = self.store.list_packages(notebook_id).await?;
+        let lazy = self.store.notebook_lazy(notebook_id).await?;
         let room = NotebookRoom::new(
             notebook,
             &cells,
             packages,
+            lazy,
             self.store.clone(),
             self.clone(),
             &self.config,

@@ -40,27 +40,58 @@ pub struct LiveCell {
     pub result_name: Option<String>,
     /// Analysed names.
     pub names: CellNames,
+    /// Whether it took part in a run (ran, failed or was blocked; in this kernel or an earlier
+    /// one), so that when that run goes out of date the cell is stale rather than idle. Kept
+    /// while it is queued.
+    pub has_run: bool,
 }
 
 impl LiveCell {
-    /// A cell from its stored row; its status is idle because a new room has a new kernel.
+    /// A cell from its stored row. A new room has a new kernel, so no cell's values exist
+    /// yet: a cell that had run (or kept results) is stale, any other is idle.
     pub fn from_row(row: &CellRow) -> LiveCell {
         let cell_type = CellType::parse(&row.cell_type).unwrap_or(CellType::Python);
         let outputs = match serde_json::from_str::<Value>(&row.outputs) {
             Ok(Value::Array(items)) => items,
             _ => Vec::new(),
         };
+        let had_run = matches!(
+            row.status.as_str(),
+            "success" | "error" | "running" | "blocked" | "stale"
+        ) || !outputs.is_empty()
+            || !row.stdout.is_empty()
+            || row.error.is_some();
+        let has_run = had_run && super::staleness::executable(cell_type);
         LiveCell {
             id: row.id.clone(),
             cell_type,
             names: analyze(cell_type, &row.code, row.result_name.as_deref()),
             result_name: row.result_name.clone(),
             code: row.code.clone(),
-            // A fresh room has a fresh kernel: no cell's values exist yet, whatever ran before.
-            status: CellStatus::Idle,
+            status: if has_run {
+                CellStatus::Stale
+            } else {
+                CellStatus::Idle
+            },
             stdout: row.stdout.clone(),
             outputs,
             error: row.error.clone(),
+            has_run,
+        }
+    }
+
+    /// Sets the status; a queued cell keeps whether it had run, so an abandoned run can put
+    /// it back as stale or idle.
+    pub fn set_status(&mut self, status: CellStatus) {
+        self.status = status;
+        match status {
+            CellStatus::Queued => {}
+            CellStatus::Idle => self.has_run = false,
+            CellStatus::Running
+            | CellStatus::Success
+            | CellStatus::Error
+            | CellStatus::Blocked
+            | CellStatus::Stale => self.has_run = true,
         }
     }
 
@@ -136,11 +167,13 @@ pub struct NotebookState {
     pub cells: Vec<LiveCell>,
     /// Dependency graph over `cells`.
     pub graph: Graph,
+    /// Lazy mode: running or editing a cell marks its descendants stale instead of running them.
+    pub lazy: bool,
 }
 
 impl NotebookState {
-    /// Builds the state from stored rows.
-    pub fn load(notebook: NotebookRow, rows: &[CellRow]) -> NotebookState {
+    /// Builds the state from stored rows and the notebook's lazy setting.
+    pub fn load(notebook: NotebookRow, rows: &[CellRow], lazy: bool) -> NotebookState {
         let mut state = NotebookState {
             id: notebook.id,
             owner_id: notebook.owner_id,
@@ -149,6 +182,7 @@ impl NotebookState {
             revision: notebook.revision,
             cells: rows.iter().map(LiveCell::from_row).collect(),
             graph: Graph::build(&[]),
+            lazy,
         };
         state.rebuild_graph();
         state
@@ -250,6 +284,7 @@ impl NotebookState {
             "name": self.name,
             "db_conn_string": self.db_conn_string.as_deref().map(conn_string::mask_password),
             "revision": self.revision,
+            "lazy": self.lazy,
             "seq": seq,
             "cells": cells,
         })

@@ -497,6 +497,7 @@ try {
   await cellsFeatureScenarios(page, notebookUrl);
   await importExportScenario(context, notebookUrl); // export/import block at the end of this file
   await introspectionScenario(context, notebookUrl);
+  await staleScenario(page);
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
   assert(unexpected.length === 0, `no JavaScript errors: ${unexpected.join(" | ")}`);
@@ -764,8 +765,7 @@ async function importExportScenario(context, notebookUrl) {
   await screenshot(page, "dropped-import");
   await page.close();
 }
-// ==== Completion, docs and the variables panel (helper C) =========================================
-// The notebook's first cells ran `x = 2` and `y = x + 1`, so the kernel holds x and y.
+// ==== Completion, docs and the variables panel (helper C) ==================================// The notebook's first cells ran `x = 2` and `y = x + 1`, so the kernel holds x and y.
 async function introspectionScenario(context, notebookUrl) {
   const page = await context.newPage();
   watch(page, "introspect");
@@ -820,3 +820,82 @@ async function introspectionScenario(context, notebookUrl) {
   await page.close();
 }
 // ==== end of helper C's block ====================================================================
+// ===== Stale cells, Run all / Run stale / Restart and run all, lazy mode (helper A) =====
+
+/** Waits until cell `n` shows `status` (any status, including stale). */
+async function waitShownStatus(page, n, status, timeout = RUN_TIMEOUT) {
+  const el = await cell(page, n).elementHandle();
+  await page.waitForFunction(([c, s]) => c.dataset.status === s, [el, status], { timeout }).catch(async (err) => {
+    const now = await el.evaluate((c) => c.dataset.status);
+    throw new Error(`cell ${n} never showed ${status} (now ${now}): ${err.message}`);
+  });
+}
+
+async function staleScenario(page) {
+  const before = page.url();
+  await page.getByRole("button", { name: "New notebook" }).click();
+  await page.waitForURL((url) => /\/notebooks\/[^/]+$/.test(url.pathname) && url.href !== before);
+  await page.locator("#notebook-name").fill("Stale test");
+  await page.locator("#notebook-name").press("Enter");
+  await page.locator("#notebook-list li.current a", { hasText: "Stale test" }).waitFor();
+  // A new notebook comes with one empty Python cell.
+  await page.waitForFunction(() => document.querySelectorAll("section.cell").length === 1);
+  await setCode(page, 0, "a = 3");
+  await addPythonCellAtEnd(page);
+  await setCode(page, 1, "b = a * 2\nb");
+  await waitSaved(page);
+  assert(!(await page.locator("#lazy-toggle").isChecked()), "lazy mode is off by default");
+
+  // "Run all" runs every cell.
+  await page.getByRole("button", { name: "Run all cells", exact: true }).click();
+  await waitStatus(page, 0, "success");
+  await waitOutput(page, 1, "6");
+  await waitStatus(page, 1, "success");
+  log("run all: 6");
+
+  // Editing a cell makes it and its dependent stale; the old output stays, dimmed.
+  await setCode(page, 0, "a = 4");
+  await waitSaved(page);
+  await waitShownStatus(page, 0, "stale", 15_000);
+  await waitShownStatus(page, 1, "stale", 15_000);
+  assert((await cell(page, 1).locator(".status").innerText()).includes("stale"), "status label says stale");
+  assert((await cell(page, 1).locator(".cell-result").innerText()).includes("6"), "stale output kept");
+  const opacity = await cell(page, 1).locator(".cell-result").evaluate((e) => Number(getComputedStyle(e).opacity));
+  assert(opacity < 1, `stale output is dimmed (opacity ${opacity})`);
+  await screenshot(page, "stale-cells");
+
+  // "Run stale" brings both up to date.
+  await page.getByRole("button", { name: "Run stale cells", exact: true }).click();
+  await waitOutput(page, 1, "8");
+  await waitStatus(page, 1, "success");
+  log("run stale: 8");
+
+  // Lazy mode: running the first cell marks the second stale instead of running it.
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/lazy") && r.request().method() === "PUT" && r.ok()),
+    page.locator("#lazy-toggle").check(),
+  ]);
+  await setCode(page, 0, "a = 5");
+  await waitSaved(page);
+  await cell(page, 0).locator(".cm-content").click();
+  await page.keyboard.press("ControlOrMeta+Enter");
+  await waitStatus(page, 0, "success");
+  await waitShownStatus(page, 1, "stale", 15_000);
+  assert((await cell(page, 1).locator(".cell-result").innerText()).includes("8"), "lazy: the dependent did not run");
+  log("lazy: dependent stale, not run");
+
+  // "Restart & run all" (after confirming) runs everything in a fresh kernel.
+  await page.getByRole("button", { name: "Restart the kernel and run all cells", exact: true }).click();
+  await page.locator("#confirm-dialog").waitFor();
+  await page.locator("#confirm-ok").click();
+  await waitOutput(page, 1, "10");
+  await waitStatus(page, 1, "success");
+  // The lazy setting is the notebook's: a reload shows it.
+  await page.reload();
+  await page.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelector("#lazy-toggle")?.checked === true);
+  await screenshot(page, "restart-and-run-all");
+  log("restart and run all: 10; lazy persisted");
+}
+
+// ===== end of helper A's block =====
