@@ -22,12 +22,13 @@ both_backends!(
         let n = s.notebook(U, &nb).await;
         let e1 = error_of(cell(&n, &one));
         let e3 = error_of(cell(&n, &three));
-        assert!(e1.contains("cycle") && e1.contains("cell 3"), "{e1}");
-        assert!(e3.contains("cycle") && e3.contains("cell 1"), "{e3}");
+        // A new notebook starts with one empty cell: these are cells 2 to 6.
+        assert!(e1.contains("cycle") && e1.contains("cell 4"), "{e1}");
+        assert!(e3.contains("cycle") && e3.contains("cell 2"), "{e3}");
         let e4 = error_of(cell(&n, &four));
         let e5 = error_of(cell(&n, &five));
-        assert!(e4.contains("'z'") && e4.contains("cell 5"), "{e4}");
-        assert!(e5.contains("'z'") && e5.contains("cell 4"), "{e5}");
+        assert!(e4.contains("'z'") && e4.contains("cell 6"), "{e4}");
+        assert!(e5.contains("'z'") && e5.contains("cell 5"), "{e5}");
         // No cell ids in the messages: people see positions.
         for (e, id) in [(&e1, &three), (&e3, &one), (&e4, &five), (&e5, &four)] {
             assert!(!e.contains(id.as_str()), "{e}");

@@ -173,8 +173,9 @@ async fn multiple_definitions_and_cycles_are_errors_until_fixed() {
     let p = s.new_cell(U, &nb, "python", "p = q + 1").await;
     let q = s.new_cell(U, &nb, "python", "q = p + 1").await;
     let n = s.notebook(U, &nb).await;
-    // p and q are cells 3 and 4; each error names the other by position.
-    for (id, other) in [(&p, "cell 4"), (&q, "cell 3")] {
+    // p and q are cells 4 and 5 (after the notebook's first empty cell); each error names the
+    // other by position.
+    for (id, other) in [(&p, "cell 5"), (&q, "cell 4")] {
         let error = cell(&n, id)["error"].as_str().unwrap_or("");
         assert!(error.contains("cycle") && error.contains(other), "{error}");
     }

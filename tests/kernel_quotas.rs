@@ -207,7 +207,8 @@ fn is_kernel(pid: u32) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.len() > 2 && args[1] == b"-c" && args[2].starts_with(b"# Notebook kernel driver")
+    const MARK: &[u8] = b"# Notebook kernel driver";
+    args.len() > 2 && args[1] == b"-c" && args[2].windows(MARK.len()).any(|w| w == MARK)
 }
 
 /// Highest kernel process count and ledger count seen while it runs.

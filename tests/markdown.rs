@@ -16,7 +16,7 @@ both_backends!(
     markdown_cell_is_stored_and_never_runs,
     |backend: Backend| async move {
         let mut s = TestServer::start(backend).await;
-        let nb = s.new_notebook(U, "markdown").await;
+        let nb = s.new_empty_notebook(U, "markdown").await;
         // Text that would be Python with names: a markdown cell still defines and reads nothing.
         let text = "# Title\n\nx = y + 1 and $e^{i\\pi}$\n";
         let md = s.new_cell(U, &nb, "markdown", text).await;
@@ -81,7 +81,7 @@ both_backends!(
 #[actix_web::test]
 async fn running_markdown_broadcasts_nothing() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "markdown ws").await;
+    let nb = s.new_empty_notebook(U, "markdown ws").await;
     let md = s.new_cell(U, &nb, "markdown", "just *text*").await;
     let py = s.new_cell(U, &nb, "python", "1 + 1").await;
     let mut tab = WsClient::join(&s.base, &nb, &token_for(U)).await;
@@ -106,7 +106,7 @@ async fn running_markdown_broadcasts_nothing() {
 #[actix_web::test]
 async fn unknown_cell_type_is_refused() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "types").await;
+    let nb = s.new_empty_notebook(U, "types").await;
     let (status, body) = s
         .post(
             &format!("/api/notebooks/{nb}/cells"),
@@ -126,7 +126,7 @@ async fn unknown_cell_type_is_refused() {
 #[actix_web::test]
 async fn repr_markdown_becomes_a_markdown_output() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "markdown output").await;
+    let nb = s.new_empty_notebook(U, "markdown output").await;
     // Duck-typed like IPython.display.Markdown (no IPython in the kernel), in both shapes the
     // display protocol allows: the text, or (text, metadata).
     let code = "class Md:\n    def __init__(self, t):\n        self.t = t\n    \

@@ -39,7 +39,7 @@ async fn move_cell(s: &TestServer, user: &str, nb: &str, id: &str, body: Value) 
 
 both_backends!(move_reorders_and_persists, |backend: Backend| async move {
     let mut s = TestServer::start(backend).await;
-    let nb = s.new_notebook(U, "move").await;
+    let nb = s.new_empty_notebook(U, "move").await;
     let a = s.new_cell(U, &nb, "python", "a = 1").await;
     let b = s.new_cell(U, &nb, "python", "b = 2").await;
     let c = s.new_cell(U, &nb, "markdown", "# c").await;
@@ -87,10 +87,10 @@ both_backends!(move_reorders_and_persists, |backend: Backend| async move {
 
 both_backends!(move_errors_change_nothing, |backend: Backend| async move {
     let s = TestServer::start(backend).await;
-    let nb = s.new_notebook(U, "move errors").await;
+    let nb = s.new_empty_notebook(U, "move errors").await;
     let a = s.new_cell(U, &nb, "python", "a = 1").await;
     let b = s.new_cell(U, &nb, "python", "b = 2").await;
-    let other_nb = s.new_notebook(U, "another").await;
+    let other_nb = s.new_empty_notebook(U, "another").await;
     let foreign = s.new_cell(U, &other_nb, "python", "z = 0").await;
     let rev = s.notebook(U, &nb).await["revision"].clone();
 
@@ -129,7 +129,7 @@ both_backends!(move_errors_change_nothing, |backend: Backend| async move {
 #[actix_web::test]
 async fn move_is_broadcast_with_the_new_index() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "move broadcast").await;
+    let nb = s.new_empty_notebook(U, "move broadcast").await;
     let a = s.new_cell(U, &nb, "python", "a = 1").await;
     let b = s.new_cell(U, &nb, "python", "b = 2").await;
     let c = s.new_cell(U, &nb, "python", "c = 3").await;
@@ -160,7 +160,7 @@ async fn move_is_broadcast_with_the_new_index() {
 #[actix_web::test]
 async fn order_never_changes_what_runs() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "move runs").await;
+    let nb = s.new_empty_notebook(U, "move runs").await;
     let def = s.new_cell(U, &nb, "python", "x = 20").await;
     let use_ = s.new_cell(U, &nb, "python", "y = x + 1\nprint(y)").await;
     // The reader goes above its definition: the graph, not the order, decides.
@@ -178,7 +178,7 @@ async fn order_never_changes_what_runs() {
 #[actix_web::test]
 async fn graph_errors_follow_the_new_positions() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(U, "move errors named").await;
+    let nb = s.new_empty_notebook(U, "move errors named").await;
     let one = s.new_cell(U, &nb, "python", "x = 1").await;
     let _mid = s.new_cell(U, &nb, "python", "m = 0").await;
     let three = s.new_cell(U, &nb, "python", "x = 2").await;

@@ -197,7 +197,9 @@ async fn server_files_and_other_users_are_out_of_reach() {
 
     let mut list = vec![
         ("read the database", format!("open({:?}, 'rb').read(1)", db_file.display().to_string())),
-        ("list DATA_DIR beyond kernels/", format!("import os\nassert set(os.listdir({d:?})) - {{'kernels'}}, os.listdir({d:?})", d = data_dir.display().to_string())),
+        // The kernel's view of DATA_DIR holds its own folder and its own package layer only.
+        ("list DATA_DIR beyond kernels/ and packages/", format!("import os\nassert set(os.listdir({d:?})) - {{'kernels', 'packages'}}, os.listdir({d:?})", d = data_dir.display().to_string())),
+        ("see the victim's package layer", format!("import os\nassert {victim:?} in os.listdir({p:?}), os.listdir({p:?})", p = data_dir.join("packages").display().to_string(), victim = victim_nb)),
         ("read the victim's file", format!("open({:?}).read()", victim_dir.join("secret.txt").display().to_string())),
         // Listing may work when the test interpreter's venv lives in the checkout (the view
         // then holds that one folder); the checkout's own files must not show.

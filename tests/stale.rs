@@ -391,3 +391,40 @@ both_backends!(
         s.finish().await;
     }
 );
+
+both_backends!(
+    a_cell_edited_while_it_runs_ends_stale,
+    |backend| async move {
+        let s = TestServer::start(backend).await;
+        let nb = s.new_notebook(U, "edited mid-run").await;
+        let slow = s
+            .new_cell(
+                U,
+                &nb,
+                "python",
+                "import time\ntime.sleep(1.5)\nslow = 1\nslow",
+            )
+            .await;
+        run(&s, U, &nb, &slow).await;
+        // Wait until it runs, then change its code under it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while status(&s.notebook(U, &nb).await, &slow) != "running" {
+            assert!(std::time::Instant::now() < deadline, "never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        edit(
+            &s,
+            &nb,
+            &slow,
+            "import time\ntime.sleep(1.5)\nslow = 2\nslow",
+        )
+        .await;
+        let n = settle(&s, U, &nb).await;
+        // Its output came from the old code: kept, but stale.
+        assert_eq!(status(&n, &slow), "stale", "{n:#}");
+        assert_eq!(text(&n, &slow), "1", "{n:#}");
+        let n = run_settled(&s, U, &nb, &slow).await;
+        assert_eq!(n["status"], "success", "{n:#}");
+        s.finish().await;
+    }
+);

@@ -315,6 +315,7 @@ impl NotebookRoom {
                 // Never executed (and never in a run order: it has no edges); skipped if named.
                 CellType::Markdown => continue,
             };
+            let source = (cell.code.clone(), cell.result_name.clone());
             if let Err(e) = self.claim_for_cell(&work, ctx) {
                 if let Some(cell) = self.state.cell_mut(&id) {
                     cell.reset_results();
@@ -326,6 +327,7 @@ impl NotebookRoom {
             self.next_token += 1;
             let token = self.next_token;
             self.run.current = Some((token, id.clone()));
+            self.run.current_source = Some(source);
             if let Some(cell) = self.state.cell_mut(&id) {
                 cell.reset_results();
             }
@@ -423,6 +425,15 @@ impl NotebookRoom {
                 self.settle_error(cell_id, message);
                 self.values_gone(Some(cell_id));
             }
+        }
+        // Edited while it ran: what it shows came from the old code.
+        let ran = self.run.current_source.take();
+        let edited = self.state.cell(cell_id).is_some_and(|cell| {
+            ran.as_ref()
+                .is_some_and(|(code, name)| *code != cell.code || *name != cell.result_name)
+        });
+        if edited {
+            self.out_of_date(cell_id);
         }
         // Even a failed cell may have defined some of its names before it stopped.
         self.refresh_variables(cell_id, ctx);

@@ -11,6 +11,9 @@ pub struct RunState {
     pub failed: HashSet<String>,
     /// The step executing now: (token, cell id).
     pub current: Option<(u64, String)>,
+    /// The code and result name the current step runs, to tell whether the cell was edited
+    /// while it ran (its results then describe older code: stale).
+    pub current_source: Option<(String, Option<String>)>,
     /// Run requests that arrived mid-run, coalesced into the next run.
     pub next_roots: Vec<String>,
     /// A kernel restart was requested while a cell ran.

@@ -227,6 +227,21 @@ impl TestServer {
             .to_string()
     }
 
+    /// Creates a notebook without the empty first cell every new notebook gets, for tests that
+    /// count positions from their own cells.
+    pub async fn new_empty_notebook(&self, user: &str, name: &str) -> String {
+        let id = self.new_notebook(user, name).await;
+        let n = self.notebook(user, &id).await;
+        for cell in n["cells"].as_array().into_iter().flatten() {
+            let cell_id = cell["id"].as_str().expect("cell id");
+            let (status, body) = self
+                .delete(&format!("/api/notebooks/{id}/cells/{cell_id}"), user)
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        id
+    }
+
     /// Adds a cell and returns its id.
     pub async fn new_cell(&self, user: &str, notebook: &str, kind: &str, code: &str) -> String {
         let (status, body) = self
