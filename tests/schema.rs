@@ -132,10 +132,14 @@ fn sqlite_type(declared: &str) -> String {
 fn differences(expected: &Schema, found: &Schema) -> Vec<String> {
     let mut out = Vec::new();
     for name in expected.keys().filter(|n| !found.contains_key(*n)) {
-        out.push(format!("table {name} is in schema.rs but not in the database"));
+        out.push(format!(
+            "table {name} is in schema.rs but not in the database"
+        ));
     }
     for name in found.keys().filter(|n| !expected.contains_key(*n)) {
-        out.push(format!("table {name} is in the database but not in schema.rs"));
+        out.push(format!(
+            "table {name} is in the database but not in schema.rs"
+        ));
     }
     for (name, want) in expected {
         let Some(got) = found.get(name) else { continue };
@@ -281,7 +285,9 @@ fn sqlite_schema(path: &std::path::Path) -> Schema {
 
 async fn migrated_schema(backend: Backend) -> (TestDb, Schema) {
     let db = TestDb::new(backend).await;
-    let applied = migrate::run_pending(&db.target).await.expect("migrations apply");
+    let applied = migrate::run_pending(&db.target)
+        .await
+        .expect("migrations apply");
     assert!(!applied.is_empty(), "a fresh database gets every migration");
     let schema = match &db.target {
         DatabaseTarget::Postgres(url) => postgres_schema(url).await,
