@@ -561,3 +561,84 @@ async fn check_reports_an_invalid_setting() {
         "{report}"
     );
 }
+
+/// A JWKS endpoint answering every request with the test key set; records each request line
+/// and Authorization header.
+fn jwks_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().map_while(Result::ok) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match sock.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).to_string();
+            let wanted: Vec<&str> = head
+                .lines()
+                .filter(|l| {
+                    l.starts_with("GET ") || l.to_ascii_lowercase().starts_with("authorization:")
+                })
+                .collect();
+            log.lock().expect("log").push(wanted.join(" | "));
+            let body = common::tokens::jwks_json("k1").to_string();
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, seen)
+}
+
+/// The key source item fetches a JWKS (by URL, or from the Backend API with the secret key),
+/// and fails when it cannot.
+#[tokio::test]
+async fn check_fetches_the_jwks() {
+    let dir = common::tempdir::TempDir::new();
+    let (base, seen) = jwks_endpoint();
+    let url = format!("{base}/.well-known/jwks.json");
+    let (_, report) = check_json(dir.path(), None, &[("CLERK_JWKS_URL", &url)]);
+    let auth = item(&report, "auth");
+    assert_eq!(auth["level"], "ok", "{report}");
+    assert!(
+        auth["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("JWKS fetched")),
+        "{auth}"
+    );
+
+    let (_, report) = check_json(
+        dir.path(),
+        None,
+        &[
+            ("CLERK_SECRET_KEY", "sk_test_admin"),
+            ("CLERK_API_URL", &base),
+        ],
+    );
+    assert_eq!(item(&report, "auth")["level"], "ok", "{report}");
+    let requests = seen.lock().expect("log").clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests[0].starts_with("GET /.well-known/jwks.json"),
+        "{requests:?}"
+    );
+    assert!(requests[1].starts_with("GET /v1/jwks"), "{requests:?}");
+    assert!(requests[1].contains("Bearer sk_test_admin"), "{requests:?}");
+
+    let (ok, report) = check_json(
+        dir.path(),
+        None,
+        &[("CLERK_JWKS_URL", "http://127.0.0.1:1/jwks.json")],
+    );
+    assert!(!ok);
+    assert_eq!(item(&report, "auth")["level"], "fail", "{report}");
+}
