@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # Wheels for the managed-environment tests, downloaded once; they provision offline from it.
 PYTHON_WHEELS_DIR="$(./scripts/fetch-wheels.sh)"
 export PYTHON_WHEELS_DIR
+# diesel CLI for tests/admin.rs, built once (minutes) into .cache/diesel and reused afterwards.
+DIESEL_CLI="$(./scripts/install-diesel.sh)"
+export DIESEL_CLI
 export PYTHON="$PWD/.venv/bin/python"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"

@@ -232,115 +232,133 @@ const DEFAULT_ANTHROPIC_URL: &str = "https://api.anthropic.com";
 const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
 /// Settings as read from flags and environment variables (see the README's table).
+/// Every flag is `global`, so it goes before or after the subcommand (`serve --no-migrate`).
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    #[arg(long, global = true, env = "BIND", default_value = "127.0.0.1:8000")]
     pub bind: String,
     /// PostgreSQL URL or `sqlite://PATH`; unset = SQLite file `notebooks.db` in DATA_DIR.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Data directory.
-    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    #[arg(long, global = true, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Comma-separated CORS origins.
-    #[arg(long, env = "ALLOWED_ORIGINS", default_value = "")]
+    #[arg(long, global = true, env = "ALLOWED_ORIGINS", default_value = "")]
     pub allowed_origins: String,
     /// Clerk PEM public key.
-    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "CLERK_JWT_KEY", hide_env_values = true)]
     pub clerk_jwt_key: Option<String>,
     /// JWKS URL.
-    #[arg(long, env = "CLERK_JWKS_URL")]
+    #[arg(long, global = true, env = "CLERK_JWKS_URL")]
     pub clerk_jwks_url: Option<String>,
     /// Clerk secret key (JWKS from the Backend API).
-    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "CLERK_SECRET_KEY", hide_env_values = true)]
     pub clerk_secret_key: Option<String>,
     /// Clerk Backend API base URL.
-    #[arg(long, env = "CLERK_API_URL", default_value = DEFAULT_CLERK_API_URL)]
+    #[arg(long, global = true, env = "CLERK_API_URL", default_value = DEFAULT_CLERK_API_URL)]
     pub clerk_api_url: String,
     /// Comma-separated accepted `azp` values.
-    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", default_value = "")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLERK_AUTHORIZED_PARTIES",
+        default_value = ""
+    )]
     pub clerk_authorized_parties: String,
     /// Required token issuer.
-    #[arg(long, env = "CLERK_ISSUER")]
+    #[arg(long, global = true, env = "CLERK_ISSUER")]
     pub clerk_issuer: Option<String>,
     /// Clerk publishable key for the web UI.
-    #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
+    #[arg(long, global = true, env = "CLERK_PUBLISHABLE_KEY")]
     pub clerk_publishable_key: Option<String>,
     /// Python interpreter for kernels; unset = a virtualenv the server provisions in DATA_DIR/python.
-    #[arg(long, env = "PYTHON")]
+    #[arg(long, global = true, env = "PYTHON")]
     pub python: Option<String>,
     /// Install the managed environment offline from the wheels in this directory.
-    #[arg(long, env = "PYTHON_WHEELS_DIR")]
+    #[arg(long, global = true, env = "PYTHON_WHEELS_DIR")]
     pub python_wheels_dir: Option<PathBuf>,
     /// Per-cell execution limit in seconds.
-    #[arg(long, env = "KERNEL_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "KERNEL_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_timeout_secs: u64,
     /// Kernel memory limit in MiB (0 = none).
-    #[arg(long, env = "KERNEL_MEMORY_MB", default_value_t = 2048)]
+    #[arg(long, global = true, env = "KERNEL_MEMORY_MB", default_value_t = 2048)]
     pub kernel_memory_mb: u64,
     /// Kernel sandbox: auto, strict or off.
-    #[arg(long, env = "KERNEL_SANDBOX", value_enum, default_value = "auto")]
+    #[arg(
+        long,
+        global = true,
+        env = "KERNEL_SANDBOX",
+        value_enum,
+        default_value = "auto"
+    )]
     pub kernel_sandbox: SandboxMode,
     /// Kernel network: full or none.
-    #[arg(long, env = "KERNEL_NETWORK", value_enum, default_value = "full")]
+    #[arg(
+        long,
+        global = true,
+        env = "KERNEL_NETWORK",
+        value_enum,
+        default_value = "full"
+    )]
     pub kernel_network: KernelNetwork,
     /// Most processes and threads per kernel.
-    #[arg(long, env = "KERNEL_MAX_PROCS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "KERNEL_MAX_PROCS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_max_procs: u64,
     /// Largest file a kernel may write, in MiB.
-    #[arg(long, env = "KERNEL_MAX_FILE_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "KERNEL_MAX_FILE_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_max_file_mb: u64,
     /// Size of each kernel's private /tmp, in MiB.
-    #[arg(long, env = "KERNEL_TMP_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "KERNEL_TMP_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernel_tmp_mb: u64,
     /// A writable cgroup v2 directory for per-kernel cgroups (default: auto-detect).
-    #[arg(long, env = "KERNEL_CGROUP")]
+    #[arg(long, global = true, env = "KERNEL_CGROUP")]
     pub kernel_cgroup: Option<PathBuf>,
     /// CPUs per kernel (cgroup cpu.max), e.g. 0.5 or 2.
-    #[arg(long, env = "KERNEL_CPUS")]
+    #[arg(long, global = true, env = "KERNEL_CPUS")]
     pub kernel_cpus: Option<f64>,
     /// First uid (and gid) of the range kernels run as when the server runs as root.
-    #[arg(long, env = "KERNEL_UID", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, global = true, env = "KERNEL_UID", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub kernel_uid: u32,
     /// Live kernels per user.
-    #[arg(long, env = "KERNELS_PER_USER", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "KERNELS_PER_USER", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     pub kernels_per_user: u64,
     /// Live kernels on this server (default: memory / KERNEL_MEMORY_MB).
-    #[arg(long, env = "MAX_KERNELS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "MAX_KERNELS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_kernels: Option<u64>,
     /// Notebooks per user.
-    #[arg(long, env = "NOTEBOOKS_PER_USER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "NOTEBOOKS_PER_USER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub notebooks_per_user: u64,
     /// Cells per notebook.
-    #[arg(long, env = "CELLS_PER_NOTEBOOK", default_value_t = 20000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "CELLS_PER_NOTEBOOK", default_value_t = 20000, value_parser = clap::value_parser!(u64).range(1..))]
     pub cells_per_notebook: u64,
     /// Comma-separated hosts, host:port pairs or CIDRs SQL cells may reach although local.
-    #[arg(long, env = "SQL_ALLOWED_HOSTS", default_value = "")]
+    #[arg(long, global = true, env = "SQL_ALLOWED_HOSTS", default_value = "")]
     pub sql_allowed_hosts: String,
     /// Comma-separated hosts, host:port pairs or CIDRs SQL cells may never reach.
-    #[arg(long, env = "SQL_DENIED_HOSTS", default_value = "")]
+    #[arg(long, global = true, env = "SQL_DENIED_HOSTS", default_value = "")]
     pub sql_denied_hosts: String,
     /// Seconds an idle notebook keeps its kernel.
-    #[arg(long, env = "ROOM_IDLE_SECS", default_value_t = 300)]
+    #[arg(long, global = true, env = "ROOM_IDLE_SECS", default_value_t = 300)]
     pub room_idle_secs: u64,
     /// Seconds a WebSocket session may outlive its token.
-    #[arg(long, env = "WS_AUTH_GRACE_SECS", default_value_t = 30)]
+    #[arg(long, global = true, env = "WS_AUTH_GRACE_SECS", default_value_t = 30)]
     pub ws_auth_grace_secs: u64,
     /// Serve the web UI from this directory instead of the embedded copy.
-    #[arg(long, env = "STATIC_DIR")]
+    #[arg(long, global = true, env = "STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
     /// Do not apply pending migrations at start.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_migrate: bool,
     /// Anthropic API key for the assistant.
-    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
     pub anthropic_api_key: Option<String>,
     /// Anthropic API base URL.
-    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = DEFAULT_ANTHROPIC_URL)]
+    #[arg(long, global = true, env = "ANTHROPIC_BASE_URL", default_value = DEFAULT_ANTHROPIC_URL)]
     pub anthropic_base_url: String,
     /// Anthropic model.
-    #[arg(long, env = "ANTHROPIC_MODEL", default_value = DEFAULT_ANTHROPIC_MODEL)]
+    #[arg(long, global = true, env = "ANTHROPIC_MODEL", default_value = DEFAULT_ANTHROPIC_MODEL)]
     pub anthropic_model: String,
 }
 

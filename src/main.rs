@@ -1,8 +1,10 @@
-//! Command line: `serve` (default), `migrate`, `token --user ID`.
+//! Command line: `serve` (default), `migrate`, `token --user ID`, `check [--json]`.
+//! Every setting flag is accepted before or after the subcommand.
 
 use clap::{Parser, Subcommand};
 
 use reactive_notebook::auth::{mint_local_token, AuthMode};
+use reactive_notebook::check;
 use reactive_notebook::config::{Config, Settings};
 use reactive_notebook::db::migrate;
 use reactive_notebook::server;
@@ -32,6 +34,13 @@ enum Command {
         #[arg(long, default_value_t = 30 * 24 * 3600)]
         ttl: u64,
     },
+    /// Check what this host can and cannot do (database, keys, DATA_DIR, sandbox, Python,
+    /// disk); exits non-zero when an item fails.
+    Check {
+        /// Print JSON instead of one line per item.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -53,6 +62,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Check { json }) = cli.command {
+        std::process::exit(run_check(cli.settings, json));
+    }
     let config = match cli.settings.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -86,6 +98,8 @@ async fn run(command: Option<Command>, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
+        // Handled in main before the settings are validated.
+        Command::Check { .. } => Err("check runs on its own".into()),
         Command::Token { user, ttl } => {
             if config.auth.jwt_key.is_some()
                 || config.auth.jwks_url.is_some()
@@ -113,4 +127,18 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     }
     running.run_until_signal().await.map_err(|e| e.to_string())
+}
+
+/// Runs `check`; an invalid setting is its first (failed) item rather than an early exit.
+fn run_check(settings: Settings, json: bool) -> i32 {
+    let report = match settings.into_config() {
+        Ok(config) => actix_web::rt::System::new().block_on(check::run(&config)),
+        Err(e) => check::config_failed(&e.to_string()),
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    i32::from(report.failed())
 }
