@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Wheels for the managed-environment tests, downloaded once; they provision offline from it.
 PYTHON_WHEELS_DIR="$(./scripts/fetch-wheels.sh)"
 export PYTHON_WHEELS_DIR
-# diesel CLI for tests/admin.rs, built once (minutes) into .cache/diesel and reused afterwards.
+# diesel CLI for tests/admin.rs, built once per machine (minutes) into the user's cache folder and reused afterwards.
 DIESEL_CLI="$(./scripts/install-diesel.sh)"
 export DIESEL_CLI
 export PYTHON="$PWD/.venv/bin/python"
