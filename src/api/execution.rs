@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::api::{ask, tell};
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::room::messages::{Interrupt, Restart, RunCell};
 use crate::server::AppState;
@@ -18,7 +19,10 @@ pub async fn run(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     ask(&room, RunCell { cell_id }).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
@@ -30,7 +34,7 @@ pub async fn interrupt(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     tell(&room, Interrupt).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
@@ -42,7 +46,7 @@ pub async fn restart(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     tell(&room, Restart).await?;
     log::info!(
         "user {} restarted the kernel of {}",
