@@ -53,7 +53,7 @@ both_backends!(join_focus_leave, |backend: Backend| async move {
         .await;
     assert_eq!(status, 200);
 
-    let mut owner = WsClient::join(&s.base, &nb, &token_for(OWNER)).await;
+    let mut owner = join_seeing_presence(&s.base, &nb, &token_for(OWNER)).await;
     let first = next_presence(&mut owner).await;
     assert_eq!(ids(&first), vec![OWNER]);
     assert!(first["seq"].is_u64(), "presence is a numbered broadcast");
@@ -70,7 +70,7 @@ both_backends!(join_focus_leave, |backend: Backend| async move {
     // The guest's token carries a display name.
     let mut claims = valid_claims(GUEST);
     claims["name"] = json!("Grace Guest");
-    let mut guest = WsClient::join(&s.base, &nb, &sign(claims, None)).await;
+    let mut guest = join_seeing_presence(&s.base, &nb, &sign(claims, None)).await;
     let both = next_presence(&mut owner).await;
     assert_eq!(ids(&both), vec![OWNER, GUEST]);
     assert_eq!(users(&both)[1]["name"], "Grace Guest");
@@ -136,15 +136,15 @@ both_backends!(protocol_hygiene_closes, |backend: Backend| async move {
     let nb = s.new_notebook(OWNER, "hygiene").await;
 
     // Invalid UTF-8 in a text frame: 1007, before and after authentication.
-    let mut before = WsClient::connect(&s.base, &nb).await;
+    let mut before = connect_seeing_presence(&s.base, &nb).await;
     send_invalid_utf8(&mut before).await;
     expect_close(&mut before, 1007).await;
-    let mut joined = WsClient::join(&s.base, &nb, &token_for(OWNER)).await;
+    let mut joined = join_seeing_presence(&s.base, &nb, &token_for(OWNER)).await;
     send_invalid_utf8(&mut joined).await;
     expect_close(&mut joined, 1007).await;
 
     // A binary frame before authentication: error then 1008, like any other first frame.
-    let mut binary = WsClient::connect(&s.base, &nb).await;
+    let mut binary = connect_seeing_presence(&s.base, &nb).await;
     binary
         .stream
         .send(Message::Binary(vec![1, 2, 3]))
@@ -154,7 +154,7 @@ both_backends!(protocol_hygiene_closes, |backend: Backend| async move {
     assert!(message.contains("not authenticated"), "{message}");
 
     // After authentication a binary frame is refused without closing.
-    let mut ok = WsClient::join(&s.base, &nb, &token_for(OWNER)).await;
+    let mut ok = join_seeing_presence(&s.base, &nb, &token_for(OWNER)).await;
     ok.stream
         .send(Message::Binary(vec![1, 2, 3]))
         .await
@@ -174,3 +174,17 @@ both_backends!(protocol_hygiene_closes, |backend: Backend| async move {
     ok.until(T, |v| v["type"] == "auth_refreshed").await;
     s.finish().await;
 });
+
+/// Joins and returns `presence` broadcasts too (the shared client skips them by default).
+async fn join_seeing_presence(base: &str, nb: &str, token: &str) -> WsClient {
+    let mut client = WsClient::join(base, nb, token).await;
+    client.presence = true;
+    client
+}
+
+/// Connects (unauthenticated) and returns `presence` broadcasts too.
+async fn connect_seeing_presence(base: &str, nb: &str) -> WsClient {
+    let mut client = WsClient::connect(base, nb).await;
+    client.presence = true;
+    client
+}

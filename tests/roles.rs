@@ -299,7 +299,7 @@ both_backends!(ws_role_matrix, |backend: Backend| async move {
     let cell = s.new_cell(OWNER, &nb, "python", "x = 1").await;
 
     // A non-member cannot join, exactly as for a missing notebook.
-    let mut stranger = WsClient::connect(&s.base, &nb).await;
+    let mut stranger = connect_seeing_presence(&s.base, &nb).await;
     stranger
         .send(json!({"type": "authenticate", "token": token_for(STRANGER)}))
         .await;
@@ -321,7 +321,7 @@ both_backends!(ws_role_matrix, |backend: Backend| async move {
     ];
     let mut toggle = false;
     for (user, held) in &CALLERS[1..] {
-        let mut ws = WsClient::join(&s.base, &nb, &token_for(user)).await;
+        let mut ws = join_seeing_presence(&s.base, &nb, &token_for(user)).await;
         until_presence_no_error(&mut ws, "join").await;
         for (message, needs_editor) in &messages {
             let mut message = message.clone();
@@ -528,9 +528,9 @@ both_backends!(
     |backend: Backend| async move {
         let s = TestServer::start(backend).await;
         let nb = shared_notebook(&s).await;
-        let mut editor = WsClient::join(&s.base, &nb, &token_for(EDITOR)).await;
-        let mut editor2 = WsClient::join(&s.base, &nb, &token_for(EDITOR)).await;
-        let mut owner = WsClient::join(&s.base, &nb, &token_for(OWNER)).await;
+        let mut editor = join_seeing_presence(&s.base, &nb, &token_for(EDITOR)).await;
+        let mut editor2 = join_seeing_presence(&s.base, &nb, &token_for(EDITOR)).await;
+        let mut owner = join_seeing_presence(&s.base, &nb, &token_for(OWNER)).await;
         for ws in [&mut editor, &mut editor2] {
             ws.until(T, |v| {
                 v["type"] == "presence" && v["users"].as_array().map(Vec::len) == Some(2)
@@ -558,7 +558,7 @@ both_backends!(
             })
             .await;
         assert_eq!(s.get(&format!("/api/notebooks/{nb}"), EDITOR).await.0, 404);
-        let mut again = WsClient::connect(&s.base, &nb).await;
+        let mut again = connect_seeing_presence(&s.base, &nb).await;
         again
             .send(json!({"type": "authenticate", "token": token_for(EDITOR)}))
             .await;
@@ -576,7 +576,7 @@ both_backends!(
         let s = TestServer::start(backend).await;
         let nb = shared_notebook(&s).await;
         let cell = s.new_cell(OWNER, &nb, "markdown", "# hi").await;
-        let mut editor = WsClient::join(&s.base, &nb, &token_for(EDITOR)).await;
+        let mut editor = join_seeing_presence(&s.base, &nb, &token_for(EDITOR)).await;
         editor.until(T, |v| v["type"] == "presence").await;
         let (status, _) = s
             .put(
@@ -597,3 +597,17 @@ both_backends!(
         s.finish().await;
     }
 );
+
+/// Joins and returns `presence` broadcasts too (the shared client skips them by default).
+async fn join_seeing_presence(base: &str, nb: &str, token: &str) -> WsClient {
+    let mut client = WsClient::join(base, nb, token).await;
+    client.presence = true;
+    client
+}
+
+/// Connects (unauthenticated) and returns `presence` broadcasts too.
+async fn connect_seeing_presence(base: &str, nb: &str) -> WsClient {
+    let mut client = WsClient::connect(base, nb).await;
+    client.presence = true;
+    client
+}

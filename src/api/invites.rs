@@ -61,8 +61,10 @@ pub async fn create(
     )
     .await
     .map_err(StoreError::Db)?;
-    let info = req.connection_info();
-    let url = format!("{}://{}/invite/{code}", info.scheme(), info.host());
+    let url = {
+        let info = req.connection_info();
+        format!("{}://{}/invite/{code}", info.scheme(), info.host())
+    };
     let input = json!({ "invite_id": row.id, "role": role.as_str() });
     audit(&state, &user.user_id, &notebook_id, "invite_created", input).await;
     Ok(HttpResponse::Created().json(json!({

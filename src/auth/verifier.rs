@@ -223,7 +223,7 @@ impl Verifier {
         Ok(VerifiedToken {
             user_id,
             expires_at,
-            name: display_name(&claims),
+            name: display_name(claims),
         })
     }
 
