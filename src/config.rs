@@ -181,6 +181,8 @@ pub struct Config {
     pub ws_auth_timeout_secs: u64,
     /// Seconds a WebSocket session may outlive its token before it is closed.
     pub ws_auth_grace_secs: u64,
+    /// Seconds an invite code stays valid (`INVITE_TTL_SECS`).
+    pub invite_ttl_secs: u64,
     /// Serve the web UI from this directory instead of the embedded copy.
     pub static_dir: Option<PathBuf>,
     /// Apply pending migrations when serving.
@@ -218,6 +220,7 @@ impl Config {
             room_idle_secs: 300,
             ws_auth_timeout_secs: 10,
             ws_auth_grace_secs: 30,
+            invite_ttl_secs: 7 * 24 * 3600,
             static_dir: None,
             migrate_on_start: true,
             anthropic_api_key: None,
@@ -345,6 +348,9 @@ pub struct Settings {
     /// Seconds a WebSocket session may outlive its token.
     #[arg(long, global = true, env = "WS_AUTH_GRACE_SECS", default_value_t = 30)]
     pub ws_auth_grace_secs: u64,
+    /// Seconds an invite code stays valid (default 7 days).
+    #[arg(long, global = true, env = "INVITE_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub invite_ttl_secs: u64,
     /// Serve the web UI from this directory instead of the embedded copy.
     #[arg(long, global = true, env = "STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -492,6 +498,7 @@ impl Settings {
         crate::sql::host_policy::HostPolicy::from_settings(&config.sql_hosts)?;
         config.room_idle_secs = self.room_idle_secs;
         config.ws_auth_grace_secs = self.ws_auth_grace_secs;
+        config.invite_ttl_secs = self.invite_ttl_secs.max(1);
         config.static_dir = self.static_dir;
         config.migrate_on_start = !self.no_migrate;
         config.anthropic_api_key = non_empty(self.anthropic_api_key);

@@ -13,6 +13,9 @@ pub enum ApiError {
     /// 401: missing or invalid credentials (answered with `WWW-Authenticate: Bearer`).
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: a member of the notebook whose role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such resource (or not the caller's).
     #[error("{0}")]
     NotFound(String),
@@ -49,6 +52,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -13,6 +13,7 @@ import { installTransfer } from "./transfer.js";
 import { VariablesPanel } from "./variables.js";
 import { setCompletionNotebook } from "./completion.js";
 import { showLazy, wireStaleControls } from "./stale.js";
+import { acceptInviteFromUrl, applyRole, installShare, Presence } from "./collab.js";
 
 let current = null; // NotebookController
 let chat = null;
@@ -78,6 +79,7 @@ function showSignIn(config, message = "") {
 }
 
 async function signedOut(message) {
+  current?.presence?.close();
   current?.close();
   current = null;
   await auth.signOut();
@@ -105,8 +107,11 @@ async function startApp(config) {
   } catch (err) {
     toast(`Could not list notebooks: ${err.message}`, "error");
   }
-  const id = routeId();
-  if (id) await openNotebook(id, { push: false });
+  installShare(() => current?.id ?? null);
+  const invited = await acceptInviteFromUrl();
+  if (invited) notebooks = await sidebar.refresh().catch(() => notebooks);
+  const id = invited ?? routeId();
+  if (id) await openNotebook(id, { push: Boolean(invited) });
   else if (notebooks.length) await openNotebook(notebooks[0].id, { push: false, replace: true });
   else showEmpty();
   window.addEventListener("popstate", () => {
@@ -127,6 +132,7 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
   if (push && location.pathname !== url) history.pushState(null, "", url);
   if (replace) history.replaceState(null, "", url);
   if (current?.id === id) return;
+  current?.presence?.close();
   current?.close();
   $("#notebook-empty").hidden = true;
   $("#notebook").hidden = false;
@@ -147,7 +153,11 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
     onDeleted: () => leaveDeletedNotebook(),
     onFatal: (msg) => toast(`Live updates stopped: ${msg}`, "error"),
     onVariables: (list) => variables?.update(list),
+    onPresence: (users) => presence?.render(users),
+    onRole: applyRole,
   });
+  const presence = new Presence(controller);
+  controller.presence = presence;
   current = controller;
   setCompletionNotebook(id);
   variables?.setNotebook(controller);
@@ -174,6 +184,7 @@ async function openNotebook(id, { push = true, replace = false, focusName = fals
 }
 
 function showEmpty() {
+  current?.presence?.close();
   current?.close();
   current = null;
   setCompletionNotebook(null);

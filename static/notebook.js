@@ -105,6 +105,7 @@ export class NotebookController {
     if (typeof nb.seq === "number") this.seq = nb.seq;
     this.hooks.onName(nb.name);
     this.hooks.onDb(nb.db_conn_string);
+    this.hooks.onRole?.(nb.role);
     this.packages.setAll(nb.packages);
     this.hooks.onLazy?.(nb.lazy);
     const seen = new Set();
@@ -250,6 +251,9 @@ export class NotebookController {
         break;
       case "variables":
         this.hooks.onVariables?.(msg.variables);
+        break;
+      case "presence":
+        this.hooks.onPresence?.(msg.users);
         break;
       case "error":
         toast(msg.message, "error");

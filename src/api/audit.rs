@@ -12,7 +12,7 @@ use crate::server::AppState;
 /// Most entries listed.
 pub const AUDIT_LIMIT: i64 = 500;
 
-/// Lists the notebook's audit entries (owner only; 404 otherwise).
+/// Lists the notebook's audit entries (owner only: 403 for other members, 404 for anyone else).
 #[get("/api/notebooks/{id}/audit")]
 pub async fn list(
     user: AuthUser,
@@ -20,10 +20,11 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let notebook_id = path.into_inner();
-    state
-        .store
-        .get_notebook(&user.user_id, &notebook_id)
-        .await?;
+    let access = crate::collab::members::access(state.store.db(), &user.user_id, &notebook_id)
+        .await
+        .map_err(StoreError::Db)?
+        .ok_or_else(ApiError::notebook_not_found)?;
+    crate::collab::roles::require(access.1, crate::collab::Role::Owner)?;
     let rows = audit::list(state.store.db(), &notebook_id, AUDIT_LIMIT)
         .await
         .map_err(StoreError::Db)?;

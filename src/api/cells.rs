@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::notebook::cell::validate_result_name;
 use crate::notebook::CellType;
@@ -58,7 +59,7 @@ pub async fn create(
             "give after_cell_id or before_cell_id, not both".into(),
         ));
     }
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     let cell_id = ask(
         &room,
         CreateMsg {
@@ -91,7 +92,10 @@ pub async fn update(
     if let Some(name) = &body.result_name {
         validate_result_name(name).map_err(ApiError::Unprocessable)?;
     }
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     let revision = ask(
         &room,
         UpdateMsg {
@@ -113,7 +117,10 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     let revision = ask(&room, DeleteMsg { cell_id }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "revision": revision })))
 }
@@ -155,7 +162,10 @@ pub async fn move_cell(
             "a cell cannot move next to itself".into(),
         ));
     }
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     let revision = ask(
         &room,
         MoveMsg {

@@ -13,6 +13,7 @@ use crate::assistant::anthropic::AnthropicClient;
 use crate::assistant::tools::Toolbox;
 use crate::assistant::{parse_messages, prompt, SseBody};
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::room::messages::Snapshot;
 use crate::server::AppState;
@@ -38,7 +39,10 @@ pub async fn chat(
             ApiError::Unavailable("The assistant is not configured (set ANTHROPIC_API_KEY)".into())
         })?;
     let messages = parse_messages(&body.0).map_err(ApiError::Unprocessable)?;
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     let snapshot = ask(&room, Snapshot).await?;
     let client = AnthropicClient::new(&config.anthropic_base_url, api_key, &config.anthropic_model)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::api::body::JsonBody;
 use crate::api::{ask, tell};
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::room::messages::{Interrupt, Restart, RunAll, RunCell, SetLazy};
 use crate::server::AppState;
@@ -33,7 +34,10 @@ pub async fn run(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (notebook_id, cell_id) = path.into_inner();
-    let room = state.rooms.open(&user.user_id, &notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &notebook_id, Role::Editor)
+        .await?;
     ask(&room, RunCell { cell_id }).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
@@ -58,7 +62,7 @@ pub async fn run_all(
             )))
         }
     };
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     ask(&room, RunAll { only_stale }).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
@@ -73,7 +77,7 @@ pub async fn set_lazy(
     body: JsonBody<LazyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let lazy = body.0.lazy;
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     ask(&room, SetLazy { lazy }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "lazy": lazy })))
 }
@@ -85,7 +89,7 @@ pub async fn interrupt(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     tell(&room, Interrupt).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "accepted" })))
 }
@@ -97,7 +101,7 @@ pub async fn restart(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Editor).await?;
     tell(&room, Restart).await?;
     log::info!(
         "user {} restarted the kernel of {}",

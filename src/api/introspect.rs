@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::kernel::{IntrospectRequest, Introspector};
 use crate::room::actor::introspection::{GetVariables, Introspection, KernelAccess};
@@ -108,7 +109,7 @@ pub async fn variables(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Viewer).await?;
     Ok(HttpResponse::Ok().json(ask(&room, GetVariables).await?))
 }
 
@@ -119,7 +120,10 @@ async fn ask_kernel(
     notebook_id: &str,
     request: &IntrospectRequest,
 ) -> Result<Option<Value>, ApiError> {
-    let room = state.rooms.open(&user.user_id, notebook_id).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, notebook_id, Role::Viewer)
+        .await?;
     let introspector: Option<Introspector> = match ask(&room, Introspection).await? {
         KernelAccess::Ready(introspector) => Some(introspector),
         KernelAccess::Starting(starting) => tokio::time::timeout(START_TIMEOUT, starting)

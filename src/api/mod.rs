@@ -9,6 +9,8 @@ pub mod environment;
 pub mod execution;
 pub mod health;
 pub mod introspect;
+pub mod invites;
+pub mod members;
 pub mod notebooks;
 pub mod packages;
 pub mod static_files;
@@ -50,6 +52,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(introspect::variables)
         .service(chat::chat)
         .service(audit::list)
+        .service(members::list)
+        .service(members::set_role)
+        .service(members::remove)
+        .service(invites::create)
+        .service(invites::list)
+        .service(invites::revoke)
+        .service(invites::accept)
+        .service(invites::link)
         .service(crate::ws::connect);
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::db::models::NotebookRow;
 use crate::db::store::NewCell;
 use crate::error::ApiError;
@@ -90,7 +91,8 @@ pub async fn create(
     Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))
 }
 
-/// Lists the caller's notebooks; a first-time caller gets the demo notebook.
+/// Lists the notebooks the caller owns, then those shared with them, each with the caller's
+/// role; a first-time caller gets the demo notebook.
 #[get("/api/notebooks")]
 pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let demo = demo::demo_notebook(&user.user_id);
@@ -108,9 +110,14 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResp
         state.rooms.run_on_first_open(&demo_id);
     }
     let rows = state.store.list_notebooks(&user.user_id).await?;
+    let shared = crate::collab::members::shared_with(state.store.db(), &user.user_id)
+        .await
+        .map_err(crate::db::store::StoreError::Db)?;
     let notebooks: Vec<_> = rows
         .iter()
-        .map(|n| json!({ "id": n.id, "name": n.name }))
+        .map(|n| (n, Role::Owner))
+        .chain(shared.iter().map(|(n, role)| (n, *role)))
+        .map(|(n, role)| json!({ "id": n.id, "name": n.name, "role": role.as_str() }))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "notebooks": notebooks })))
 }
@@ -122,8 +129,18 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
-    let snapshot = ask(&room, messages::Snapshot).await?;
+    let (room, role) = state
+        .rooms
+        .open_as(&user.user_id, &path, Role::Viewer)
+        .await?;
+    let mut snapshot = ask(&room, messages::Snapshot).await?;
+    snapshot["role"] = json!(role.as_str());
+    if role < Role::Editor {
+        // Viewers never learn the database, not even with its password masked.
+        if let Some(fields) = snapshot.as_object_mut() {
+            fields.remove("db_conn_string");
+        }
+    }
     Ok(HttpResponse::Ok().json(snapshot))
 }
 
@@ -136,7 +153,7 @@ pub async fn rename(
     body: JsonBody<RenameBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = valid_name(&body.0.name)?;
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Owner).await?;
     ask(&room, messages::Rename { name: name.clone() }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok", "name": name })))
 }
@@ -161,7 +178,7 @@ pub async fn set_db(
             .map_err(|e| ApiError::BadRequest(format!("connection_string refused: {e}")))?;
         Some(conn)
     };
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Owner).await?;
     ask(&room, messages::SetDb { conn_string: conn }).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }
@@ -173,7 +190,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Owner).await?;
     ask(&room, messages::DeleteNotebook).await?;
     log::info!("user {} deleted notebook {}", user.user_id, path.as_str());
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::error::ApiError;
 use crate::pyenv::packages::Requirement;
 use crate::room::packages::InstallPackage;
@@ -30,7 +31,10 @@ pub async fn install(
     let body = body.0;
     let requirement = Requirement::parse(&body.name, body.version.as_deref())
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let room = state.rooms.open(&user.user_id, &path.into_inner()).await?;
+    let room = state
+        .rooms
+        .open(&user.user_id, &path.into_inner(), Role::Editor)
+        .await?;
     let entry = ask(&room, InstallPackage(requirement)).await?;
     Ok(HttpResponse::Accepted().json(entry))
 }

@@ -9,6 +9,7 @@ use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::api::notebooks::valid_name;
 use crate::auth::AuthUser;
+use crate::collab::Role;
 use crate::db::models::NotebookRow;
 use crate::db::store::NewCell;
 use crate::error::ApiError;
@@ -95,7 +96,7 @@ pub async fn export(
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let format = export_format(query.format.as_deref())?;
-    let room = state.rooms.open(&user.user_id, &path).await?;
+    let room = state.rooms.open(&user.user_id, &path, Role::Viewer).await?;
     let snapshot = ask(&room, messages::Snapshot).await?;
     let notebook = ExportNotebook::from_snapshot(snapshot)
         .map_err(|e| ApiError::Internal(format!("snapshot does not read as a notebook: {e}")))?;

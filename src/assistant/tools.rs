@@ -169,7 +169,14 @@ impl Toolbox {
     }
 
     async fn room(&self) -> Result<actix::Addr<crate::room::actor::NotebookRoom>, ToolError> {
-        Ok(self.rooms.open(&self.user_id, &self.notebook_id).await?)
+        Ok(self
+            .rooms
+            .open(
+                &self.user_id,
+                &self.notebook_id,
+                crate::collab::Role::Editor,
+            )
+            .await?)
     }
 
     async fn dispatch(&self, name: &str, input: &Value) -> Result<Value, ToolError> {

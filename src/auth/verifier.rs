@@ -38,6 +38,8 @@ pub struct VerifiedToken {
     pub user_id: String,
     /// The `exp` claim (unix seconds).
     pub expires_at: i64,
+    /// A display name from the `name` (or `username`) claim, when the token carries one.
+    pub name: Option<String>,
 }
 
 enum KeySource {
@@ -221,6 +223,7 @@ impl Verifier {
         Ok(VerifiedToken {
             user_id,
             expires_at,
+            name: display_name(claims),
         })
     }
 
@@ -344,4 +347,16 @@ impl TokenCache {
         }
         entries.insert(digest, verified);
     }
+}
+
+/// Most characters of a display name kept (it is shown to other users of a notebook).
+const MAX_NAME_CHARS: usize = 80;
+
+/// The caller's display name from optional claims (Clerk adds them through a session token
+/// template); blank values count as absent.
+fn display_name(claims: &serde_json::Map<String, Value>) -> Option<String> {
+    ["name", "username"].iter().find_map(|key| {
+        let name = claims.get(*key)?.as_str()?.trim();
+        (!name.is_empty()).then(|| name.chars().take(MAX_NAME_CHARS).collect())
+    })
 }

@@ -63,7 +63,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notebook_members (notebook_id, user_id) {
+        notebook_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notebook_invites (id) {
+        id -> Text,
+        code_hash -> Text,
+        notebook_id -> Text,
+        role -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked -> Bool,
+    }
+}
+
 diesel::joinable!(cells -> notebooks (notebook_id));
+diesel::joinable!(notebook_members -> notebooks (notebook_id));
+diesel::joinable!(notebook_invites -> notebooks (notebook_id));
 diesel::joinable!(notebook_packages -> notebooks (notebook_id));
 diesel::joinable!(audit_log -> notebooks (notebook_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -71,5 +95,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notebooks,
     cells,
     audit_log,
-    notebook_packages
+    notebook_packages,
+    notebook_members,
+    notebook_invites
 );

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
+pub mod collab;
 pub mod introspection;
 
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
@@ -52,6 +53,10 @@ enum PersistJob {
 struct SessionHandle {
     outbox: Arc<Outbox>,
     wake: Recipient<Wake>,
+    /// Who the session is signed in as.
+    user_id: String,
+    /// Its role, shared with the session so a change applies at once.
+    role: Arc<crate::collab::SessionRole>,
 }
 
 /// The actor owning one notebook's live state, kernel and sessions.
@@ -78,6 +83,8 @@ pub struct NotebookRoom {
     max_cells: u64,
     /// What the kernel last reported about the names cells define.
     variables: Variables,
+    /// Who has the notebook open, and in which cell.
+    presence: crate::collab::presence::Presence,
 }
 
 impl NotebookRoom {
@@ -123,6 +130,7 @@ impl NotebookRoom {
             persist,
             max_cells: config.quotas.cells_per_notebook,
             variables: Variables::default(),
+            presence: Default::default(),
         }
     }
 
@@ -956,8 +964,12 @@ impl Handler<Join> for NotebookRoom {
             SessionHandle {
                 outbox: msg.outbox,
                 wake: msg.wake,
+                user_id: msg.user_id.clone(),
+                role: msg.role,
             },
         );
+        self.presence.join(session_id, &msg.user_id, msg.name);
+        self.broadcast_presence();
         Joined {
             session_id,
             seq: self.seq,
@@ -971,6 +983,9 @@ impl Handler<Leave> for NotebookRoom {
     fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
         self.touch();
         self.sessions.remove(&msg.session_id);
+        if self.presence.leave(msg.session_id) {
+            self.broadcast_presence();
+        }
     }
 }
 

@@ -214,6 +214,12 @@ pub struct Join {
     pub outbox: std::sync::Arc<super::outbox::Outbox>,
     /// How the room wakes the session when its outbox fills.
     pub wake: actix::Recipient<super::Wake>,
+    /// Who the session is signed in as.
+    pub user_id: String,
+    /// Their display name from the token, for presence.
+    pub name: Option<String>,
+    /// Their role, shared with the session (the room lowers or raises it on member changes).
+    pub role: std::sync::Arc<crate::collab::SessionRole>,
 }
 
 /// The answer to [`Join`].

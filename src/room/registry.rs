@@ -7,8 +7,11 @@ use actix::{Actor, Addr};
 
 use super::actor::NotebookRoom;
 use super::quota::KernelQuota;
+use crate::collab::members;
+use crate::collab::roles::{self, Role};
 use crate::config::Config;
 use crate::db::store::Store;
+use crate::db::store::StoreError;
 use crate::error::ApiError;
 use crate::pyenv::Environment;
 
@@ -61,8 +64,43 @@ impl RoomRegistry {
         &self.quota
     }
 
-    /// The room of `notebook_id` if `owner` owns it (404 otherwise, same as a missing notebook).
+    /// The room of `notebook_id` if `user` holds at least the role it `needs` there: a
+    /// non-member gets 404 (same as a missing notebook), a member lacking the right 403.
     pub async fn open(
+        &self,
+        user: &str,
+        notebook_id: &str,
+        needs: Role,
+    ) -> Result<Addr<NotebookRoom>, ApiError> {
+        Ok(self.open_as(user, notebook_id, needs).await?.0)
+    }
+
+    /// [`RoomRegistry::open`], also answering the caller's role.
+    pub async fn open_as(
+        &self,
+        user: &str,
+        notebook_id: &str,
+        needs: Role,
+    ) -> Result<(Addr<NotebookRoom>, Role), ApiError> {
+        let (owner, role) = members::access(self.store.db(), user, notebook_id)
+            .await
+            .map_err(StoreError::Db)?
+            .ok_or_else(ApiError::notebook_not_found)?;
+        let role = roles::require(role, needs)?;
+        Ok((self.open_room(&owner, notebook_id).await?, role))
+    }
+
+    /// The live room of a notebook, if it is open on this server.
+    pub async fn live(&self, notebook_id: &str) -> Option<Addr<NotebookRoom>> {
+        let rooms = self.rooms.lock().await;
+        rooms
+            .get(notebook_id)
+            .filter(|entry| entry.addr.connected())
+            .map(|entry| entry.addr.clone())
+    }
+
+    /// The room of `notebook_id`, owned by `owner`, started if needed.
+    async fn open_room(
         &self,
         owner: &str,
         notebook_id: &str,

@@ -20,6 +20,12 @@ pub enum ClientMessage {
     },
     /// Interrupt the running cell.
     Interrupt,
+    /// The client's cursor moved into a cell (`cellId`), or out of every cell (`null`).
+    Focus {
+        /// The cell, or None.
+        #[serde(rename = "cellId", default)]
+        cell_id: Option<String>,
+    },
     /// Replace the session's token with a fresher one (same user).
     RefreshAuth {
         /// The new JWT.

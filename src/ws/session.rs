@@ -12,7 +12,9 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 
 use super::protocol::{self, ClientMessage};
 use crate::auth::Verifier;
+use crate::collab::{Role, SessionRole};
 use crate::config::Config;
+use crate::room::actor::collab::Focus;
 use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell};
 use crate::room::outbox::Outbox;
 use crate::room::{NotebookRoom, RoomRegistry, Wake};
@@ -34,6 +36,7 @@ enum Phase {
     Joined {
         user_id: String,
         room: Addr<NotebookRoom>,
+        session_id: u64,
     },
     /// Closing; nothing more is accepted.
     Closed,
@@ -53,6 +56,10 @@ pub struct WsSession {
     auth_timeout: Duration,
     grace_secs: i64,
     expires_at: i64,
+    /// Display name from the token, for presence.
+    name: Option<String>,
+    /// The user's role on the notebook, set on join (the room updates it on member changes).
+    role: Arc<SessionRole>,
 }
 
 impl WsSession {
@@ -74,7 +81,31 @@ impl WsSession {
             auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             grace_secs: i64::try_from(config.ws_auth_grace_secs).unwrap_or(i64::MAX),
             expires_at: i64::MAX,
+            name: None,
+            role: Arc::new(SessionRole::new(Role::Viewer)),
         }
+    }
+
+    /// The session's role on its notebook (viewer until it has joined).
+    pub fn role(&self) -> Role {
+        self.role.get()
+    }
+
+    /// Whether the session may change the notebook (cells, runs, kernel): editor or owner.
+    pub fn can_edit(&self) -> bool {
+        matches!(self.phase, Phase::Joined { .. }) && self.role.get().can_edit()
+    }
+
+    /// Answers `error` unless the session may edit; true when it may.
+    fn require_edit(&self, what: &str, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        if self.can_edit() {
+            return true;
+        }
+        ctx.text(protocol::error(&format!(
+            "{what} needs the editor role on this notebook; you are a {}",
+            self.role.get().as_str()
+        )));
+        false
     }
 
     /// Sends `error {message}` then closes with `code`.
@@ -131,6 +162,7 @@ impl WsSession {
                     Ok(verified) => {
                         log::info!("websocket authenticated as {}", verified.user_id);
                         session.expires_at = verified.expires_at;
+                        session.name = verified.name.clone();
                         session.phase = Phase::Authenticated {
                             user_id: verified.user_id.clone(),
                         };
@@ -154,18 +186,35 @@ impl WsSession {
         let notebook_id = self.notebook_id.clone();
         let outbox = self.outbox.clone();
         let wake = ctx.address().recipient::<Wake>();
-        let owner = user_id.clone();
+        let user = user_id.clone();
+        let name = self.name.clone();
+        let shared_role = self.role.clone();
         ctx.wait(
             async move {
-                let room = rooms.open(&owner, &notebook_id).await.ok()?;
-                let joined: Joined = room.send(Join { outbox, wake }).await.ok()?;
+                let (room, role) = rooms
+                    .open_as(&user, &notebook_id, Role::Viewer)
+                    .await
+                    .ok()?;
+                shared_role.set(role);
+                let join = Join {
+                    outbox,
+                    wake,
+                    user_id: user,
+                    name,
+                    role: shared_role,
+                };
+                let joined: Joined = room.send(join).await.ok()?;
                 Some((room, joined))
             }
             .into_actor(self)
             .map(move |joined, session, ctx| match joined {
                 Some((room, joined)) => {
                     session.membership = Some((room.clone(), joined.session_id));
-                    session.phase = Phase::Joined { user_id, room };
+                    session.phase = Phase::Joined {
+                        user_id,
+                        room,
+                        session_id: joined.session_id,
+                    };
                 }
                 // Same answer whether the notebook is missing or someone else's.
                 None => session.fail(ctx, CloseCode::Policy, "Notebook not found"),
@@ -174,9 +223,15 @@ impl WsSession {
     }
 
     fn on_joined(&mut self, message: ClientMessage, ctx: &mut ws::WebsocketContext<Self>) {
-        let Phase::Joined { user_id, room, .. } = &self.phase else {
+        let Phase::Joined {
+            user_id,
+            room,
+            session_id,
+        } = &self.phase
+        else {
             return;
         };
+        let session_id = *session_id;
         match message {
             ClientMessage::Authenticate { .. } => ctx.text(protocol::error(
                 "already authenticated; use refresh_auth to replace the token",
@@ -187,6 +242,9 @@ impl WsSession {
             ClientMessage::RunCell {
                 cell_id: Some(cell_id),
             } => {
+                if !self.require_edit("run_cell", ctx) {
+                    return;
+                }
                 let room = room.clone();
                 ctx.spawn(
                     async move { room.send(RunCell { cell_id }).await }
@@ -198,7 +256,29 @@ impl WsSession {
                         }),
                 );
             }
-            ClientMessage::Interrupt => room.do_send(Interrupt),
+            ClientMessage::Interrupt => {
+                if self.require_edit("interrupt", ctx) {
+                    room.do_send(Interrupt);
+                }
+            }
+            ClientMessage::Focus { cell_id } => {
+                let room = room.clone();
+                ctx.spawn(
+                    async move {
+                        room.send(Focus {
+                            session_id,
+                            cell_id,
+                        })
+                        .await
+                    }
+                    .into_actor(self)
+                    .map(|result, _, ctx| match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => ctx.text(protocol::error(&format!("focus: {e}"))),
+                        Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                    }),
+                );
+            }
             ClientMessage::RefreshAuth { token: None } => {
                 ctx.text(protocol::error("refresh_auth needs a token"))
             }
@@ -302,6 +382,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         self.last_heard = Instant::now();
         match item {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) if matches!(self.phase, Phase::AwaitingAuth) => self.fail(
+                ctx,
+                CloseCode::Policy,
+                "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
+            ),
             Ok(ws::Message::Binary(_)) => {
                 ctx.text(protocol::error("binary messages are not supported"))
             }
@@ -318,6 +403,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Err(ws::ProtocolError::Overflow) => {
                 self.fail(ctx, CloseCode::Size, "message larger than 1 MiB refused")
             }
+            Err(ws::ProtocolError::Io(e)) if is_invalid_utf8(&e) => {
+                self.fail(ctx, CloseCode::Invalid, "text frame is not valid UTF-8")
+            }
             Err(e) => {
                 log::info!("websocket protocol error: {e}");
                 self.phase = Phase::Closed;
@@ -325,4 +413,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
         }
     }
+}
+
+/// Whether a stream error is a text frame that is not UTF-8 (actix reports it as an I/O error
+/// carrying the `Utf8Error` text, the only frame error it words that way).
+fn is_invalid_utf8(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().contains("utf-8")
 }

@@ -1,0 +1,2 @@
+DROP TABLE notebook_invites;
+DROP TABLE notebook_members;
