@@ -3,6 +3,7 @@
 pub mod api;
 pub mod assistant;
 pub mod auth;
+pub mod collab;
 pub mod config;
 pub mod data_dir;
 pub mod db;

@@ -40,8 +40,8 @@ use crate::config::KernelLimits;
 pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
 
 use caps::CellBudget;
-pub(crate) use process::spawn_sandboxed;
 pub use introspect::{IntrospectError, IntrospectRequest, Introspector};
+pub(crate) use process::spawn_sandboxed;
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
 

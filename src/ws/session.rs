@@ -13,7 +13,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use super::protocol::{self, ClientMessage};
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell};
+use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell, YjsUpdate};
 use crate::room::outbox::Outbox;
 use crate::room::{NotebookRoom, RoomRegistry, Wake};
 
@@ -75,6 +75,11 @@ impl WsSession {
             grace_secs: i64::try_from(config.ws_auth_grace_secs).unwrap_or(i64::MAX),
             expires_at: i64::MAX,
         }
+    }
+
+    /// Whether this session may change the notebook (viewers may not).
+    fn can_edit(&self) -> bool {
+        true
     }
 
     /// Sends `error {message}` then closes with `code`.
@@ -199,6 +204,29 @@ impl WsSession {
                 );
             }
             ClientMessage::Interrupt => room.do_send(Interrupt),
+            ClientMessage::Yjs { .. } if !self.can_edit() => {
+                ctx.text(protocol::error("yjs refused: viewers cannot edit cells"))
+            }
+            ClientMessage::Yjs {
+                cell_id: Some(cell_id),
+                update: Some(update),
+            } => {
+                // Sent now, not when the future is first polled, so a run_cell that follows
+                // reaches the room after this edit.
+                let request = room.send(YjsUpdate { cell_id, update });
+                ctx.spawn(
+                    async move { request.await }.into_actor(self).map(
+                        |result, _, ctx| match result {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => ctx.text(protocol::error(&e)),
+                            Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                        },
+                    ),
+                );
+            }
+            ClientMessage::Yjs { .. } => {
+                ctx.text(protocol::error("yjs needs a cellId and an update"))
+            }
             ClientMessage::RefreshAuth { token: None } => {
                 ctx.text(protocol::error("refresh_auth needs a token"))
             }

@@ -1,0 +1,3 @@
+//! Collaboration: per-cell Yjs documents shared by a notebook's sessions.
+
+pub mod yjs;
