@@ -6,7 +6,6 @@
 //! at once, timed until everyone has all 50 edits. Client and server share the machine.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/common/yjs.rs"]
 mod yclient;

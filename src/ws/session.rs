@@ -214,15 +214,11 @@ impl WsSession {
                 // Sent now, not when the future is first polled, so a run_cell that follows
                 // reaches the room after this edit.
                 let request = room.send(YjsUpdate { cell_id, update });
-                ctx.spawn(
-                    async move { request.await }.into_actor(self).map(
-                        |result, _, ctx| match result {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => ctx.text(protocol::error(&e)),
-                            Err(_) => ctx.text(protocol::error("the notebook is closing")),
-                        },
-                    ),
-                );
+                ctx.spawn(request.into_actor(self).map(|result, _, ctx| match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => ctx.text(protocol::error(&e)),
+                    Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                }));
             }
             ClientMessage::Yjs { .. } => {
                 ctx.text(protocol::error("yjs needs a cellId and an update"))
