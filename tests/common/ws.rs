@@ -21,6 +21,8 @@ pub enum Frame {
 /// One client connection.
 pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Whether `yjs` messages are returned (Yjs clients) or skipped (everyone else).
+    pub keep_yjs: bool,
 }
 
 impl WsClient {
@@ -31,7 +33,10 @@ impl WsClient {
             base.replacen("http", "ws", 1)
         );
         let (stream, _) = connect_async(url).await.expect("websocket connects");
-        WsClient { stream }
+        WsClient {
+            stream,
+            keep_yjs: false,
+        }
     }
 
     /// Connects and authenticates; asserts the `authenticated` answer.
@@ -66,7 +71,11 @@ impl WsClient {
                 .unwrap_or_else(|_| panic!("nothing received within {within:?}"));
             match item {
                 Some(Ok(Message::Text(text))) => {
-                    return Frame::Json(serde_json::from_str(&text).expect("JSON message"))
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if value["type"] == "yjs" && !self.keep_yjs {
+                        continue;
+                    }
+                    return Frame::Json(value);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Frame::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005))

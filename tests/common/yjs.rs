@@ -25,7 +25,8 @@ pub struct YClient {
 impl YClient {
     /// Joins and reads the full state of the notebook's `cells` (sent on join).
     pub async fn join(base: &str, nb: &str, token: &str, cells: usize) -> YClient {
-        let ws = WsClient::join(base, nb, token).await;
+        let mut ws = WsClient::join(base, nb, token).await;
+        ws.keep_yjs = true;
         let mut client = YClient {
             ws,
             docs: HashMap::new(),
