@@ -6,6 +6,8 @@
 #   codemirror.js       CodeMirror 6 (editor + Python/SQL languages), bundled ONCE here with
 #                       esbuild into a single ES module, because CM6 is ~15 small packages that
 #                       import each other by bare name and the UI has no build step.
+#                       The same bundle carries yjs + y-codemirror.next (co-editing cell text),
+#                       so yjs and @codemirror/state exist once (two copies break both).
 #   plotly.min.js       plotly.js-dist-min (UMD, sets window.Plotly), loaded on first use.
 #   vega*.min.js        vega, vega-lite, vega-embed UMD builds, loaded on first use, in order.
 #   markdown-it.min.js  markdown-it (UMD, window.markdownit): markdown cells and text/markdown.
@@ -26,6 +28,8 @@ PACKAGES=(
   @codemirror/lang-sql@6.10.0
   @codemirror/lint@6.9.8
   @lezer/highlight@1.2.5
+  yjs@13.6.33
+  y-codemirror.next@0.3.6
   plotly.js-dist-min@4.1.2
   vega@6.4.0
   vega-lite@6.5.0
@@ -57,6 +61,8 @@ export { python } from "@codemirror/lang-python";
 export { sql, PostgreSQL } from "@codemirror/lang-sql";
 export { tags } from "@lezer/highlight";
 export { setDiagnostics } from "@codemirror/lint";
+export * as Y from "yjs";
+export { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 JS
 ./node_modules/.bin/esbuild cm-entry.js --bundle --format=esm --minify --legal-comments=eof \
   --target=es2020 --outfile=codemirror.js --log-level=warning
@@ -76,7 +82,7 @@ cp "$work/node_modules/katex/dist/katex.min.js" "$work/node_modules/katex/dist/k
 # Browsers take the first format they support, woff2 everywhere today; the others stay out.
 cp "$work"/node_modules/katex/dist/fonts/*.woff2 "$out/katex/fonts/"
 mkdir -p "$out/licenses"
-for pkg in codemirror plotly.js-dist-min vega vega-lite vega-embed markdown-it entities linkify-it mdurl \
+for pkg in codemirror yjs y-codemirror.next lib0 plotly.js-dist-min vega vega-lite vega-embed markdown-it entities linkify-it mdurl \
     punycode.js uc.micro katex dompurify; do
   for f in "$work/node_modules/$pkg"/LICENSE*; do
     if [ -e "$f" ]; then cp "$f" "$out/licenses/$pkg-$(basename "$f" .txt).txt"; fi
@@ -103,7 +109,7 @@ done
       }
     };
     walk("node_modules");
-    const wanted = /^(codemirror|@codemirror\/.*|@lezer\/.*|crelt|style-mod|w3c-keyname|plotly\.js-dist-min|vega|vega-lite|vega-embed|markdown-it|entities|linkify-it|mdurl|punycode\.js|uc\.micro|katex|dompurify|esbuild)$/;
+    const wanted = /^(codemirror|yjs|y-codemirror\.next|lib0|@codemirror\/.*|@lezer\/.*|crelt|style-mod|w3c-keyname|plotly\.js-dist-min|vega|vega-lite|vega-embed|markdown-it|entities|linkify-it|mdurl|punycode\.js|uc\.micro|katex|dompurify|esbuild)$/;
     console.log(seen.filter(([n]) => wanted.test(n)).map(([, s]) => s).sort().join("\n"));
   ')
 } > "$out/VERSIONS.txt"

@@ -2,7 +2,7 @@
 // with Python or PostgreSQL highlighting. Colours come from CSS variables so the editor
 // follows the light/dark theme without swapping extensions.
 import {
-  EditorState, EditorView, Prec, keymap, lineNumbers, highlightActiveLine, drawSelection,
+  EditorState, EditorView, Prec, Compartment, keymap, lineNumbers, highlightActiveLine, drawSelection,
   placeholder, defaultKeymap, history, historyKeymap, indentWithTab, syntaxHighlighting,
   HighlightStyle, indentOnInput, bracketMatching, closeBrackets, closeBracketsKeymap,
   python, sql, PostgreSQL, tags as t, setDiagnostics,
@@ -46,12 +46,15 @@ const theme = EditorView.theme({
 export function createEditor(parent, opts) {
   const languages = { sql: () => sql({ dialect: PostgreSQL, upperCaseKeywords: true }), python, markdown: () => [] };
   const language = (languages[opts.language] || python)();
+  // Holds the Yjs binding (coedit.js) once the cell's shared document is known.
+  const collab = new Compartment();
   const view = new EditorView({
     parent,
     state: EditorState.create({
       doc: opts.doc || "",
       extensions: [
         Prec.highest(keymap.of(opts.keys || [])),
+        collab.of([]),
         lineNumbers(),
         history(),
         drawSelection(),
@@ -106,6 +109,17 @@ export function createEditor(parent, opts) {
         marks.push({ from, to, severity: "error", message: error.message || "syntax error" });
       }
       view.dispatch(setDiagnostics(view.state, marks));
+    },
+    /** Binds the editor to a shared text: shows `text`, then `extensions` [yCollab, undo keys]. */
+    bindCollab(text, [sync, undoKeys]) {
+      this.setText(text);
+      view.dispatch({ effects: collab.reconfigure([Prec.high(keymap.of(undoKeys)), sync]) });
+      view.dom.dataset.collab = "on";
+    },
+    /** Back to a plain editor (the shared document is gone). */
+    unbindCollab() {
+      view.dispatch({ effects: collab.reconfigure([]) });
+      delete view.dom.dataset.collab;
     },
     destroy: () => view.destroy(),
   };

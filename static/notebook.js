@@ -14,6 +14,7 @@ import { CellView } from "./cells.js";
 import { LiveConnection } from "./ws.js";
 import { PackagePanel, normalizeName } from "./packages.js";
 import { CellMoves } from "./cell_moves.js";
+import { Collab } from "./coedit.js";
 
 const SAVE_DELAY_MS = 500;
 const POLL_MS = 1000;
@@ -39,6 +40,7 @@ export class NotebookController {
     this.packages = new PackagePanel($("#packages"));
     this.rerunAfterInstall = new Map(); // package name -> cell ids to run once it is installed
     this.moves = new CellMoves(this);
+    this.collab = new Collab((msg) => this.conn?.send(msg));
   }
 
   async open() {
@@ -50,7 +52,10 @@ export class NotebookController {
         if (state !== "live") this.startPollingIfBusy();
       },
       // (Re)joined: broadcasts may have been missed while we were away.
-      onReady: () => this.refresh(),
+      onReady: () => {
+        this.collab.reset();
+        this.refresh();
+      },
       onFatal: (msg) => this.hooks.onFatal?.(msg),
     });
   }
@@ -119,11 +124,12 @@ export class NotebookController {
         // Either the editor shows the server's code, or the user's edits start from it.
         this.synced.set(cell.id, { code: cell.code, base: nb.revision });
       }
-      if (view) view.update(cell, { code: !local });
+      if (view) view.update(cell, { code: !local && !this.collab.bound(cell.id) });
       else this.views.set(cell.id, this.makeView(cell));
     }
     for (const [id, view] of this.views) {
       if (!seen.has(id)) {
+        this.collab.detach(id);
         view.destroy();
         this.views.delete(id);
       }
@@ -137,6 +143,12 @@ export class NotebookController {
   }
 
   makeView(cell) {
+    const view = this.makeCellView(cell);
+    this.collab.attach(cell.id, view.editor);
+    return view;
+  }
+
+  makeCellView(cell) {
     return new CellView(cell, {
       run: (id, opts) => this.run(id, opts),
       add: (id, type, where) => this.addCell(type, id, where),
@@ -168,6 +180,11 @@ export class NotebookController {
   // --- Live broadcasts ---------------------------------------------------------------
 
   onBroadcast(msg) {
+    // Yjs updates commute and repeat harmlessly: applied at once, whatever the seq order.
+    if (msg.type === "yjs") {
+      this.collab.onUpdate(msg);
+      if (typeof msg.seq !== "number") return;
+    }
     if (this.loading) {
       if (typeof msg.seq === "number") this.buffer.push(msg);
       return;
@@ -200,6 +217,11 @@ export class NotebookController {
       case "cell_updated":
         if (!view) {
           this.refetchSoon();
+          break;
+        }
+        if (this.collab.bound(msg.cellId)) {
+          // The text arrives as Yjs updates; the rest (names, errors) from here.
+          view.update(msg.cell, { code: false });
           break;
         }
         {
@@ -298,6 +320,7 @@ export class NotebookController {
     if (!view) return;
     const hadFocus = view.el.contains(document.activeElement);
     const index = this.order.indexOf(id);
+    this.collab.detach(id);
     view.destroy();
     this.views.delete(id);
     this.saves.get(id)?.debounced.cancel();
@@ -324,6 +347,11 @@ export class NotebookController {
   }
 
   edited(id) {
+    if (this.collab.bound(id)) {
+      // Already on its way to the room as a Yjs update, which stores it.
+      this.views.get(id)?.setSaveState("saved");
+      return;
+    }
     this.views.get(id)?.setSaveState("dirty");
     this.saveState(id).debounced();
   }
@@ -430,7 +458,12 @@ export class NotebookController {
     try {
       // Descendants run too, so every pending edit must reach the server first.
       await this.flushAll();
-      await api.runCell(this.id, id);
+      if (this.collab.bound(id) && this.conn?.live) {
+        // On the socket that carried the edits, so the run sees every one of them.
+        this.conn.send({ type: "run_cell", cellId: id });
+      } else {
+        await api.runCell(this.id, id);
+      }
       this.startPollingIfBusy(true);
     } catch (err) {
       toast(`Could not run the cell: ${err.message}`, "error");

@@ -1,8 +1,10 @@
-//! Collaboration: roles and access checks, members, invites, and presence.
+//! Collaboration: roles and access checks, members, invites, presence, and the per-cell Yjs
+//! documents a notebook's sessions co-edit.
 
 pub mod invites;
 pub mod members;
 pub mod presence;
 pub mod roles;
+pub mod yjs;
 
 pub use roles::{Role, SessionRole};

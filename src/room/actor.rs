@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 pub mod collab;
 pub mod introspection;
+pub mod yjs;
 
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
 use super::messages::*;
@@ -85,6 +86,8 @@ pub struct NotebookRoom {
     variables: Variables,
     /// Who has the notebook open, and in which cell.
     presence: crate::collab::presence::Presence,
+    /// Cells' Yjs documents and the co-edited code not stored yet.
+    collab: yjs::Collab,
 }
 
 impl NotebookRoom {
@@ -131,6 +134,7 @@ impl NotebookRoom {
             max_cells: config.quotas.cells_per_notebook,
             variables: Variables::default(),
             presence: Default::default(),
+            collab: yjs::Collab::default(),
         }
     }
 
@@ -552,7 +556,11 @@ impl Handler<IdleCheck> for NotebookRoom {
     type Result = ();
 
     fn handle(&mut self, _: IdleCheck, ctx: &mut Self::Context) {
-        if self.run.active() || self.packages.busy() || !self.sessions.is_empty() {
+        if self.run.active()
+            || self.packages.busy()
+            || !self.sessions.is_empty()
+            || self.has_unsaved_code()
+        {
             self.touch();
             return;
         }
@@ -747,6 +755,7 @@ impl Handler<DeleteNotebook> for NotebookRoom {
             .map(|result, room, ctx| {
                 result?;
                 room.run.abandon();
+                room.take_unsaved_code();
                 room.broadcast(json!({"type": "notebook_deleted"}));
                 room.close_sessions(1000, "notebook deleted");
                 // The kernel and its working directory go with the notebook.
@@ -826,6 +835,7 @@ impl Handler<CreateCell> for NotebookRoom {
                         "type": "cell_created", "cellId": row.id, "cell": cell, "index": index,
                     }));
                 }
+                room.yjs_cell_created(&row.id);
                 Ok(row.id)
             }),
         ))
@@ -849,19 +859,26 @@ impl Handler<UpdateCell> for NotebookRoom {
         }
         let store = self.store.clone();
         let (owner, id) = (self.state.owner_id.clone(), self.state.id.clone());
+        // Co-edited code is stored first, so expected_revision sees those edits too.
+        let unsaved = self.take_unsaved_code();
         AtomicResponse::new(Box::pin(
             async move {
+                let saved = yjs::save_codes(&store, &owner, &id, unsaved).await;
                 let edit = CellEdit {
                     code: msg.code.as_deref(),
                     result_name: msg.result_name.as_deref(),
                 };
-                store
+                let result = store
                     .update_cell(&owner, &id, &msg.cell_id, edit, msg.expected_revision)
                     .await
-                    .map_err(ApiError::from)
+                    .map_err(ApiError::from);
+                (saved, result)
             }
             .into_actor(self)
-            .map(|result, room, _| {
+            .map(|(saved, result), room, _| {
+                if let Some(saved) = saved {
+                    room.state.revision = room.state.revision.max(saved);
+                }
                 let (row, revision) = result?;
                 room.state.revision = revision;
                 let edited = room.edit_marks(&row);
@@ -877,6 +894,7 @@ impl Handler<UpdateCell> for NotebookRoom {
                 room.forget(stale);
                 room.graph_changed(&row.id);
                 room.mark_edited_stale(edited);
+                room.yjs_code_replaced(&row.id, &row.code);
                 room.broadcast_cell_updated(&row.id);
                 Ok(revision)
             }),
@@ -912,6 +930,7 @@ impl Handler<DeleteCell> for NotebookRoom {
                 let stale = room.state.names_only_defined_by(&cell_id, &old_writes);
                 let orphans = staleness::descendants(&room.state, std::slice::from_ref(&cell_id));
                 room.state.cells.retain(|c| c.id != cell_id);
+                room.yjs_cell_deleted(&cell_id);
                 room.run.plan.retain(|id| id != &cell_id);
                 room.forget(stale);
                 room.broadcast(json!({"type": "cell_deleted", "cellId": cell_id}));
@@ -959,6 +978,7 @@ impl Handler<Join> for NotebookRoom {
         self.touch();
         self.next_session += 1;
         let session_id = self.next_session;
+        self.yjs_welcome(&msg.outbox, &msg.wake);
         self.sessions.insert(
             session_id,
             SessionHandle {
@@ -998,8 +1018,15 @@ impl Handler<Shutdown> for NotebookRoom {
         let (done, flushed) = tokio::sync::oneshot::channel();
         let _ = self.persist.send(PersistJob::Flush(done));
         let executor = self.executor.take();
+        let unsaved = self.take_unsaved_code();
+        let (store, owner, id) = (
+            self.store.clone(),
+            self.state.owner_id.clone(),
+            self.state.id.clone(),
+        );
         Box::pin(
             async move {
+                yjs::save_codes(&store, &owner, &id, unsaved).await;
                 let _ = tokio::time::timeout(Duration::from_secs(10), flushed).await;
                 if let Some(executor) = executor {
                     executor.shutdown().await;

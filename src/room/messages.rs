@@ -155,6 +155,16 @@ pub struct UpdateCell {
     pub expected_revision: Option<i64>,
 }
 
+/// A session's Yjs v1 update to a cell's text (base64, as on the wire); refused with a reason.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct YjsUpdate {
+    /// The cell.
+    pub cell_id: String,
+    /// The update, base64.
+    pub update: String,
+}
+
 /// Delete a cell; answers the new revision.
 #[derive(Message)]
 #[rtype(result = "Result<i64, ApiError>")]

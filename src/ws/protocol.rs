@@ -31,6 +31,14 @@ pub enum ClientMessage {
         /// The new JWT.
         token: Option<String>,
     },
+    /// A Yjs v1 update to a cell's text.
+    Yjs {
+        /// The cell.
+        #[serde(rename = "cellId")]
+        cell_id: Option<String>,
+        /// The update, base64.
+        update: Option<String>,
+    },
 }
 
 /// Parses a client frame; the error text says what was wrong.

@@ -15,7 +15,7 @@ use crate::auth::Verifier;
 use crate::collab::{Role, SessionRole};
 use crate::config::Config;
 use crate::room::actor::collab::Focus;
-use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell};
+use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell, YjsUpdate};
 use crate::room::outbox::Outbox;
 use crate::room::{NotebookRoom, RoomRegistry, Wake};
 
@@ -278,6 +278,25 @@ impl WsSession {
                         Err(_) => ctx.text(protocol::error("the notebook is closing")),
                     }),
                 );
+            }
+            ClientMessage::Yjs { .. } if !self.can_edit() => {
+                ctx.text(protocol::error("yjs refused: viewers cannot edit cells"))
+            }
+            ClientMessage::Yjs {
+                cell_id: Some(cell_id),
+                update: Some(update),
+            } => {
+                // Sent now, not when the future is first polled, so a run_cell that follows
+                // reaches the room after this edit.
+                let request = room.send(YjsUpdate { cell_id, update });
+                ctx.spawn(request.into_actor(self).map(|result, _, ctx| match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => ctx.text(protocol::error(&e)),
+                    Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                }));
+            }
+            ClientMessage::Yjs { .. } => {
+                ctx.text(protocol::error("yjs needs a cellId and an update"))
             }
             ClientMessage::RefreshAuth { token: None } => {
                 ctx.text(protocol::error("refresh_auth needs a token"))

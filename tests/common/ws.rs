@@ -24,6 +24,8 @@ pub struct WsClient {
     /// Whether `presence` broadcasts are returned; off by default, so tests about other
     /// events are not disturbed by tabs joining and leaving.
     pub presence: bool,
+    /// Whether `yjs` messages are returned (Yjs clients) or skipped (everyone else).
+    pub keep_yjs: bool,
 }
 
 impl WsClient {
@@ -37,6 +39,7 @@ impl WsClient {
         WsClient {
             stream,
             presence: false,
+            keep_yjs: false,
         }
     }
 
@@ -73,7 +76,9 @@ impl WsClient {
             match item {
                 Some(Ok(Message::Text(text))) => {
                     let value: Value = serde_json::from_str(&text).expect("JSON message");
-                    if value["type"] == "presence" && !self.presence {
+                    let skipped = (value["type"] == "presence" && !self.presence)
+                        || (value["type"] == "yjs" && !self.keep_yjs);
+                    if skipped {
                         continue;
                     }
                     return Frame::Json(value);
