@@ -50,7 +50,7 @@ fn random_edit(rng: &mut StdRng, text: &yrs::TextRef, txn: &mut yrs::Transaction
 
 async fn converge_on(backend: Backend) {
     let mut s = TestServer::start(backend).await;
-    let nb = s.new_notebook(A, "co-edit").await;
+    let nb = s.new_empty_notebook(A, "co-edit").await;
     let token = token_for(A);
     let mut merged = Vec::new();
     for seed in 0..SEEDS {
@@ -116,7 +116,7 @@ async fn concurrent_random_edits_converge_postgres() {
 
 async fn rest_edits_on(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let nb = s.new_notebook(A, "rest").await;
+    let nb = s.new_empty_notebook(A, "rest").await;
     let cell_id = s.new_cell(A, &nb, "python", "x = 1\ny = 2\n").await;
     let rev0 = s.notebook(A, &nb).await["revision"].as_i64().unwrap();
     let mut c = YClient::join(&s.base, &nb, &token_for(A), 1).await;
@@ -176,7 +176,7 @@ async fn rest_edits_reach_yjs_clients_postgres() {
 #[actix_web::test]
 async fn malformed_updates_are_refused_and_harmless() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(A, "bad").await;
+    let nb = s.new_empty_notebook(A, "bad").await;
     let cell_id = s.new_cell(A, &nb, "python", "keep = 1").await;
     let mut c = YClient::join(&s.base, &nb, &token_for(A), 1).await;
     let mut rng = StdRng::seed_from_u64(42);
@@ -214,7 +214,7 @@ async fn malformed_updates_are_refused_and_harmless() {
 #[actix_web::test]
 async fn a_run_uses_the_text_as_of_the_run_request() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(A, "run").await;
+    let nb = s.new_empty_notebook(A, "run").await;
     let cell_id = s.new_cell(A, &nb, "python", "print(1)").await;
     let mut c = YClient::join(&s.base, &nb, &token_for(A), 1).await;
     c.set_text(&cell_id, "print('typed just now')").await;
@@ -237,7 +237,7 @@ async fn a_run_uses_the_text_as_of_the_run_request() {
 #[actix_web::test]
 async fn other_users_cannot_co_edit() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(A, "mine").await;
+    let nb = s.new_empty_notebook(A, "mine").await;
     s.new_cell(A, &nb, "python", "secret = 1").await;
     // Someone else's notebook: refused at join, never a document.
     let mut c = common::ws::WsClient::join(&s.base, &nb, &token_for(B)).await;
@@ -261,7 +261,7 @@ async fn a_third_party_js_yjs_client_co_edits() {
         "the JS yjs package is missing: run scripts/setup-browser.sh"
     );
     let s = TestServer::start(Backend::Sqlite).await;
-    let nb = s.new_notebook(A, "js").await;
+    let nb = s.new_empty_notebook(A, "js").await;
     let cell_id = s.new_cell(A, &nb, "python", "a = 1\n").await;
     let mut rust = YClient::join(&s.base, &nb, &token_for(A), 1).await;
     rust.edit(&cell_id, |t, txn| t.insert(txn, 6, "b = 2\n"))
