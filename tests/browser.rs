@@ -61,6 +61,11 @@ async fn ui_works_in_a_real_browser() {
     config.python_wheels_dir = Some(wheels);
     let token = reactive_notebook::auth::mint_local_token(&db.data_dir, "local", 3600)
         .expect("mint a local token");
+    // Two more people the owner shares the notebook with: an editor and a viewer.
+    let editor_token = reactive_notebook::auth::mint_local_token(&db.data_dir, "bob", 3600)
+        .expect("mint a local token");
+    let viewer_token = reactive_notebook::auth::mint_local_token(&db.data_dir, "carol", 3600)
+        .expect("mint a local token");
     let server = TestServer::start_with(db, config).await;
 
     // A second server owning its Python environment, provisioned from an empty wheels folder:
@@ -91,6 +96,8 @@ async fn ui_works_in_a_real_browser() {
         admin_url(),
         env_server.base.clone(),
         env_token,
+        editor_token,
+        viewer_token,
     ];
     let output = tokio::task::spawn_blocking(move || Command::new("node").args(&args).output())
         .await

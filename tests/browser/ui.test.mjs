@@ -1,15 +1,16 @@
 // End-to-end test of the web UI in Debian's chromium, driven by playwright-core.
 // Usage: node tests/browser/ui.test.mjs <base_url> <token> <output_dir> <pg_url> <env_base> <env_token>
-// (<env_base>: a server whose managed Python environment fails to provision.)
+// (<env_base>: a server whose managed Python environment fails to provision; <editor_token>,
+// <viewer_token>: two other users the notebook is shared with.)
 // Run by tests/browser.rs against a real server; exits non-zero on the first failure.
 // Screenshots of every step go to <output_dir> (look at them: they are part of the test).
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const [base, token, outDir, pgUrl, envBase, envToken] = process.argv.slice(2);
-if (!base || !token || !outDir || !pgUrl || !envBase || !envToken) {
-  console.error("usage: ui.test.mjs <base_url> <token> <output_dir> <pg_url> <env_base> <env_token>");
+const [base, token, outDir, pgUrl, envBase, envToken, editorToken, viewerToken] = process.argv.slice(2);
+if (!base || !token || !outDir || !pgUrl || !envBase || !envToken || !editorToken || !viewerToken) {
+  console.error("usage: ui.test.mjs <base_url> <token> <output_dir> <pg_url> <env_base> <env_token> <editor_token> <viewer_token>");
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
@@ -901,20 +902,50 @@ async function staleScenario(page) {
 
 // ==== helper H's block: co-editing cell text with Yjs ==============================================
 /** Two users in two browser contexts type into the same cell at the same time; both see both. */
+/** Creates an invite to the open notebook as its owner (from the owner's page). */
+async function createInvite(ownerPage, notebookId, role) {
+  const invite = await ownerPage.evaluate(
+    async ([id, r]) => {
+      const res = await fetch(`/api/notebooks/${id}/invites`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${localStorage.getItem("rn.token")}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ role: r }),
+      });
+      return { status: res.status, body: await res.json() };
+    },
+    [notebookId, role],
+  );
+  assert(invite.status === 201 && invite.body.code, `invite created: ${JSON.stringify(invite)}`);
+  return invite.body.code;
+}
+
+/** A new browser context signed in as another user, who accepts `code` and opens the notebook. */
+async function joinByInvite(browser, name, userToken, code, notebookUrl) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  watch(p, name);
+  await p.goto(`${base}/#token=${userToken}`);
+  await p.locator("#app").waitFor();
+  await p.goto("about:blank");
+  await p.goto(`${base}/#invite=${code}`);
+  await p.locator("#app").waitFor();
+  await p.waitForURL((url) => url.pathname === new URL(notebookUrl).pathname, { timeout: 15_000 });
+  await p.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  return p;
+}
+
 async function coEditingScenario(browser, notebookUrl) {
-  log("co-editing: two contexts type into one cell");
-  const pages = [];
-  for (const name of ["coeditA", "coeditB"]) {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const p = await ctx.newPage();
-    watch(p, name);
-    await p.goto(`${base}/#token=${token}`);
-    await p.locator("#app").waitFor();
-    await p.goto(notebookUrl);
-    await p.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
-    pages.push(p);
-  }
-  const [a, b] = pages;
+  log("co-editing: two users type into one cell; a viewer cannot");
+  const notebookId = new URL(notebookUrl).pathname.split("/").pop();
+  const ownerCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const a = await ownerCtx.newPage();
+  watch(a, "coeditOwner");
+  await a.goto(`${base}/#token=${token}`);
+  await a.locator("#app").waitFor();
+  await a.goto(notebookUrl);
+  await a.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  const b = await joinByInvite(browser, "coeditEditor", editorToken, await createInvite(a, notebookId, "editor"), notebookUrl);
+  const pages = [a, b];
   await addPythonCellAtEnd(a);
   const n = (await cellCount(a)) - 1;
   await b.waitForFunction((i) => document.querySelectorAll("section.cell").length === i + 1, n, { timeout: 15_000 });
@@ -940,6 +971,19 @@ async function coEditingScenario(browser, notebookUrl) {
   await a.reload();
   await a.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
   await a.waitForFunction(both, n, { timeout: 15_000 });
-  for (const p of pages) await p.context().close();
+
+  // A viewer sees the notebook and the co-edited text live, but the notebook is not editable.
+  const v = await joinByInvite(browser, "viewer", viewerToken, await createInvite(a, notebookId, "viewer"), notebookUrl);
+  await v.waitForFunction(both, n, { timeout: 15_000 });
+  assert(await v.locator("#notebook").evaluate((e) => e.inert), "the viewer's notebook is inert");
+  await v.keyboard.type("hacked = 1");
+  await cell(a, n).locator(".cm-content").click();
+  await a.keyboard.press("End");
+  await a.keyboard.type("# owner");
+  await v.waitForFunction((i) => (document.querySelectorAll("section.cell .cm-content")[i]?.innerText || "").includes("# owner"), n, { timeout: 15_000 });
+  const after = await cell(v, n).locator(".cm-content").innerText();
+  assert(!after.includes("hacked"), `the viewer could not type: ${after}`);
+  await screenshot(v, "viewer-read-only");
+  for (const p of [...pages, v]) await p.context().close();
 }
 // ==== end of helper H's block =====================================================================
