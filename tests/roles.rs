@@ -618,3 +618,54 @@ async fn connect_seeing_presence(base: &str, nb: &str) -> WsClient {
     client.presence = true;
     client
 }
+
+/// Status of a notebook's first cell as `user` sees it.
+async fn first_status(s: &TestServer, user: &str, nb: &str, cell: &str) -> String {
+    let n = s.notebook(user, nb).await;
+    common::cells::cell(&n, cell)["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The kernel of a shared notebook counts against its owner's quota, whoever runs it: with
+/// KERNELS_PER_USER=1, the owner's next run elsewhere stops it (its cells turn stale), while the
+/// editor's own notebook keeps its kernel.
+#[actix_web::test]
+async fn shared_kernels_count_against_the_owner() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = db.config();
+    config.quotas.kernels_per_user = 1;
+    let s = TestServer::start_with(db, config).await;
+    let nb = shared_notebook(&s).await;
+    let shared_cell = s.new_cell(OWNER, &nb, "python", "shared = 1").await;
+    let ran = common::cells::run_settled(&s, EDITOR, &nb, &shared_cell).await;
+    assert_eq!(ran["status"], "success", "{ran:#}");
+
+    // The editor's own notebook has its own kernel: nothing of the owner's is stopped.
+    let mine = s.new_notebook(EDITOR, "editor's own").await;
+    let mine_cell = s.new_cell(EDITOR, &mine, "python", "mine = 1").await;
+    let ran = common::cells::run_settled(&s, EDITOR, &mine, &mine_cell).await;
+    assert_eq!(ran["status"], "success", "{ran:#}");
+    assert_eq!(
+        first_status(&s, OWNER, &nb, &shared_cell).await,
+        "success",
+        "the editor's own kernel does not count against the owner"
+    );
+
+    // The owner's second notebook needs the owner's only kernel: the shared one is stopped.
+    let other = s.new_notebook(OWNER, "owner's other").await;
+    let other_cell = s.new_cell(OWNER, &other, "python", "other = 1").await;
+    let ran = common::cells::run_settled(&s, OWNER, &other, &other_cell).await;
+    assert_eq!(ran["status"], "success", "{ran:#}");
+    let deadline = std::time::Instant::now() + T;
+    while first_status(&s, OWNER, &nb, &shared_cell).await != "stale" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shared notebook's kernel was not stopped for the owner's quota"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first_status(&s, EDITOR, &mine, &mine_cell).await, "success");
+    s.finish().await;
+}
