@@ -632,25 +632,35 @@ impl Store {
         })
     }
 
-    /// Saves a cell's run state (status, stdout, error, outputs JSON).
-    pub async fn save_run_state(
+    /// Saves several cells' run states in one transaction (a batch of a run's results).
+    pub async fn save_run_states(
         &self,
         notebook_id: &str,
-        cell_id: &str,
-        state: CellRunState,
+        states: Vec<(String, CellRunState)>,
     ) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
-            diesel::update(
-                cells::table
-                    .filter(cells::id.eq(cell_id))
-                    .filter(cells::notebook_id.eq(notebook_id)),
-            )
-            .set(&state)
-            .execute(c)
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    for (cell_id, state) in &states {
+                        diesel::update(
+                            cells::table
+                                .filter(cells::id.eq(cell_id))
+                                .filter(cells::notebook_id.eq(notebook_id)),
+                        )
+                        .set(state)
+                        .execute(c)
+                        .await?;
+                    }
+                    Ok(())
+                }
+                .scope_boxed()
+            })
             .await
-        })?;
-        Ok(())
+        })
     }
 
     /// Inserts a notebook together with its cells in one transaction (an import), unless its

@@ -507,21 +507,63 @@ impl NotebookRoom {
     }
 }
 
+/// How long results gather before they are written together.
+const PERSIST_WINDOW: Duration = Duration::from_millis(50);
+/// Most results written in one transaction.
+const PERSIST_BATCH: usize = 500;
+
+/// Writes run results off the hot path: what arrives within [`PERSIST_WINDOW`] (at most
+/// [`PERSIST_BATCH`] events) goes in one transaction, each cell's latest state only. A flush
+/// writes at once and answers after the write, so an abrupt kill loses at most one window.
 async fn persist_loop(
     store: Store,
     notebook_id: String,
     mut jobs: mpsc::UnboundedReceiver<PersistJob>,
 ) {
-    while let Some(job) = jobs.recv().await {
-        match job {
-            PersistJob::Save { cell_id, state } => {
-                if let Err(e) = store.save_run_state(&notebook_id, &cell_id, state).await {
-                    log::error!("saving cell {cell_id} of {notebook_id} failed: {e}");
+    while let Some(first) = jobs.recv().await {
+        let mut batch = PersistBatch::default();
+        batch.take(first);
+        let deadline = tokio::time::Instant::now() + PERSIST_WINDOW;
+        let mut events = 1;
+        while batch.flushes.is_empty() && events < PERSIST_BATCH {
+            match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                Ok(Some(job)) => {
+                    batch.take(job);
+                    events += 1;
                 }
+                // The window closed, or the room is gone: write what there is.
+                Ok(None) | Err(_) => break,
             }
-            PersistJob::Flush(done) => {
-                let _ = done.send(());
-            }
+        }
+        let cells = batch.states.len();
+        if let Err(e) = store.save_run_states(&notebook_id, batch.states).await {
+            log::error!("saving {cells} cell result(s) of {notebook_id} failed: {e}");
+        }
+        for done in batch.flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Results gathered for one write: each cell's latest state, and the flushes to answer after.
+#[derive(Default)]
+struct PersistBatch {
+    states: Vec<(String, CellRunState)>,
+    index: HashMap<String, usize>,
+    flushes: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl PersistBatch {
+    fn take(&mut self, job: PersistJob) {
+        match job {
+            PersistJob::Save { cell_id, state } => match self.index.get(&cell_id) {
+                Some(&at) => self.states[at].1 = state,
+                None => {
+                    self.index.insert(cell_id.clone(), self.states.len());
+                    self.states.push((cell_id, state));
+                }
+            },
+            PersistJob::Flush(done) => self.flushes.push(done),
         }
     }
 }
