@@ -166,7 +166,6 @@ impl WsSession {
                         session.phase = Phase::Authenticated {
                             user_id: verified.user_id.clone(),
                         };
-                        ctx.text(protocol::authenticated(&verified.user_id));
                         session.join(verified.user_id, ctx);
                     }
                     Err(e) => {
@@ -207,19 +206,34 @@ impl WsSession {
                 Some((room, joined))
             }
             .into_actor(self)
-            .map(move |joined, session, ctx| match joined {
-                Some((room, joined)) => {
-                    session.membership = Some((room.clone(), joined.session_id));
-                    session.phase = Phase::Joined {
-                        user_id,
-                        room,
-                        session_id: joined.session_id,
-                    };
-                }
-                // Same answer whether the notebook is missing or someone else's.
-                None => session.fail(ctx, CloseCode::Policy, "Notebook not found"),
+            .map(move |joined, session, ctx| {
+                // Sent only once the join has settled, so every broadcast after it reaches
+                // this session: a client that acts on `authenticated` never misses its echo.
+                ctx.text(protocol::authenticated(&user_id));
+                session.on_join_settled(user_id, joined, ctx)
             }),
         );
+    }
+
+    /// Enters `Joined`, or closes with "Notebook not found" when the join was refused.
+    fn on_join_settled(
+        &mut self,
+        user_id: String,
+        joined: Option<(Addr<NotebookRoom>, Joined)>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        match joined {
+            Some((room, joined)) => {
+                self.membership = Some((room.clone(), joined.session_id));
+                self.phase = Phase::Joined {
+                    user_id,
+                    room,
+                    session_id: joined.session_id,
+                };
+            }
+            // Same answer whether the notebook is missing or someone else's.
+            None => self.fail(ctx, CloseCode::Policy, "Notebook not found"),
+        }
     }
 
     fn on_joined(&mut self, message: ClientMessage, ctx: &mut ws::WebsocketContext<Self>) {
