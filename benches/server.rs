@@ -227,12 +227,30 @@ async fn wait_status(client: &mut WsClient, cell: &str, within: Duration) -> Str
         .to_string()
 }
 
-async fn chain_bench() {
-    let server = start(None).await;
-    let nb = server.notebook("chain").await;
+/// The same chain of `n` statements in a bare `python3`, compiled first: what the kernel
+/// itself costs, in ms.
+fn bare_python_ms(n: usize) -> f64 {
+    let script = format!(
+        "import time\nsrc = [('x0 = 0' if i == 0 else 'x%d = x%d + 1' % (i, i - 1)) for i in range({n})]\ncode = [compile(l, '<cell>', 'exec') for l in src]\ng = {{}}\nt = time.perf_counter()\nfor c in code:\n    exec(c, g)\nprint((time.perf_counter() - t) * 1000)"
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN)
+}
+
+/// A chain of `n` cells (`x_i = x_{i-1} + 1`): run request on the first to the last cell's
+/// `success`, warm kernel, best of `runs`.
+async fn chain_run(server: &Server, n: usize, runs: usize) -> (f64, Vec<f64>) {
+    let nb = server.notebook(&format!("chain{n}")).await;
     let first = server.cell(&nb, "x0 = 0").await;
     let mut last = first.clone();
-    for i in 1..500 {
+    for i in 1..n {
         last = server.cell(&nb, &format!("x{i} = x{} + 1", i - 1)).await;
     }
     let mut tab = WsClient::join(&server.base, &nb, &server.token).await;
@@ -240,53 +258,68 @@ async fn chain_bench() {
     let warm = server.cell(&nb, "warm = 1").await;
     tab.send(json!({"type": "run_cell", "cellId": warm})).await;
     wait_status(&mut tab, &warm, Duration::from_secs(60)).await;
-    let mut runs = Vec::new();
-    for _ in 0..3 {
+    let mut times = Vec::new();
+    for _ in 0..runs {
         let t = Instant::now();
         tab.send(json!({"type": "run_cell", "cellId": first})).await;
-        let status = wait_status(&mut tab, &last, Duration::from_secs(300)).await;
+        let status = wait_status(&mut tab, &last, Duration::from_secs(600)).await;
         assert_eq!(status, "success");
-        runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    let statements: String = (0..500)
-        .map(|i| {
-            if i == 0 {
-                "x0 = 0\n".to_string()
-            } else {
-                format!("x{i} = x{} + 1\n", i - 1)
-            }
-        })
-        .collect();
-    let script = format!(
-        "import time\nsrc = {statements:?}\ncode = [compile(l, '<cell>', 'exec') for l in src.splitlines()]\ng = {{}}\nt = time.perf_counter()\nfor c in code:\n    exec(c, g)\nprint((time.perf_counter() - t) * 1000)"
-    );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .args(["-c", &script])
-        .output()
-        .expect("python runs");
-    let bare: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN);
-    let best = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+    (best, times)
+}
+
+async fn chain_bench() {
+    let server = start(None).await;
+    let sizes: Vec<usize> = std::env::var("CHAIN_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![500, 1000, 5000, 10000]);
+    for n in sizes {
+        let (best, runs) = chain_run(&server, n, if n <= 1000 { 5 } else { 3 }).await;
+        let bare = bare_python_ms(n);
+        println!(
+            "chain of {n} cells, run request -> last success: best {best:.1} ms ({:.1} us/cell; runs {runs:.1?}); bare python3 exec of the same {n} statements: {bare:.2} ms; ratio {:.1}x",
+            best * 1000.0 / n as f64,
+            best / bare
+        );
+    }
+    // The first run right after opening a notebook: its kernel starts as the room opens.
+    let mut first = Vec::new();
+    for i in 0..5 {
+        let nb = server.notebook(&format!("first{i}")).await;
+        let mut tab = WsClient::join(&server.base, &nb, &server.token).await;
+        let cell = server.cell(&nb, "x = 1").await;
+        let t = Instant::now();
+        tab.send(json!({"type": "run_cell", "cellId": cell})).await;
+        wait_status(&mut tab, &cell, Duration::from_secs(60)).await;
+        first.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
     println!(
-        "chain of 500 cells, run request -> last success: best {best:.1} ms (runs {runs:.1?}); bare python3 exec of the same 500 statements: {bare:.3} ms; ratio {:.0}x",
-        best / bare
+        "first run of `x = 1` right after opening a notebook (join, add the cell, run): {}",
+        summary(first)
     );
-    // Kernel cold start: a fresh notebook's first cell, request -> success.
+    // Kernel cold start, for comparison: the same, once the room's kernel was stopped.
     let mut cold = Vec::new();
     for i in 0..5 {
         let nb = server.notebook(&format!("cold{i}")).await;
         let cell = server.cell(&nb, "1").await;
         let mut tab = WsClient::join(&server.base, &nb, &server.token).await;
+        server
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/notebooks/{nb}/restart"),
+                json!({}),
+            )
+            .await;
         let t = Instant::now();
         tab.send(json!({"type": "run_cell", "cellId": cell})).await;
         wait_status(&mut tab, &cell, Duration::from_secs(60)).await;
         cold.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     println!(
-        "kernel cold start (run request on a fresh notebook -> success): {}",
+        "run right after a kernel restart (request -> success, kernel starting): {}",
         summary(cold)
     );
 }

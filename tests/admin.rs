@@ -211,7 +211,14 @@ fn checkout_state() -> String {
 fn diesel_cli() -> PathBuf {
     let path = std::env::var_os("DIESEL_CLI")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".cache/diesel/bin/diesel"));
+        .unwrap_or_else(|| {
+            // Where scripts/install-diesel.sh puts it by default.
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_default();
+            cache.join("reactive-notebook/diesel/bin/diesel")
+        });
     assert!(
         path.is_file(),
         "diesel CLI not found at {}: run scripts/install-diesel.sh (scripts/test.sh does) or set DIESEL_CLI",

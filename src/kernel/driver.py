@@ -609,12 +609,43 @@ def _notice_installs():
 
 def do_execute(req):
     _notice_installs()
-    STATE.current_id = req.get("id")
     for name in req.get("forget") or []:
         G.pop(name, None)
+    execute_step(req.get("id"), req.get("code", ""))
+
+
+def do_plan(req):
+    """Runs a plan's steps back to back. A step whose parent failed, was blocked or was
+    interrupted in this plan is `blocked`; after an interrupt, or once the server cancels the
+    plan, the steps not yet started are `cancelled`."""
+    _notice_installs()
+    plan_id = req.get("id")
+    failed = set()
+    stop = False
+    for step in req.get("steps") or []:
+        sid = step.get("id")
+        if stop or plan_id in CANCELLED_PLANS:
+            send({"type": "done", "id": sid, "status": "cancelled", "error": None})
+            continue
+        if any(p in failed for p in step.get("parents") or ()):
+            failed.add(sid)
+            send({"type": "done", "id": sid, "status": "blocked", "error": None})
+            continue
+        send({"type": "started", "id": sid})
+        status = execute_step(sid, step.get("code", ""))
+        if status != "ok":
+            failed.add(sid)
+        if status == "interrupted":
+            stop = True
+    CANCELLED_PLANS.discard(plan_id)
+
+
+def execute_step(rid, code):
+    """Runs one cell as command `rid`, streaming its output, then reports `done`."""
+    STATE.current_id = rid
     status, error = "ok", None
     try:
-        run_cell(req.get("code", ""))
+        run_cell(code)
     except KeyboardInterrupt:
         status = "interrupted"
         close_open_figures()
@@ -627,6 +658,7 @@ def do_execute(req):
         pass
     send({"type": "done", "id": STATE.current_id, "status": status, "error": error})
     STATE.current_id = None
+    return status
 
 
 def sql_value(v):
@@ -876,6 +908,8 @@ def main():
         op = req.get("op")
         if op == "execute":
             do_execute(req)
+        elif op == "plan":
+            do_plan(req)
         elif op == "get_values":
             do_get_values(req)
         elif op == "forget":

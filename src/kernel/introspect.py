@@ -35,6 +35,8 @@ VARIABLES_BUDGET = 1.0
 SUMMARY_TIME = 0.5
 
 _helpers = threading.BoundedSemaphore(MAX_HELPERS)
+# Plans the server cancelled: their steps not yet started are skipped (set by the reader).
+CANCELLED_PLANS = set()
 _jedi_lock = threading.Lock()
 
 
@@ -66,6 +68,9 @@ def _read_commands(fd, q):
                 continue
             if op in INTROSPECT_OPS:
                 _introspect(req)
+            elif op == "cancel_plan":
+                # Taken here, not queued: the main loop is busy running that plan.
+                CANCELLED_PLANS.add(req.get("id"))
             else:
                 q.put(req)
     finally:

@@ -21,6 +21,7 @@
 
 mod caps;
 pub mod introspect;
+mod plan;
 mod process;
 mod protocol;
 mod reader;
@@ -41,6 +42,7 @@ pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
 
 use caps::CellBudget;
 pub use introspect::{IntrospectError, IntrospectRequest, Introspector};
+pub use plan::{PlanCanceller, PlanCell, PlanEvent, StepResult};
 pub(crate) use process::spawn_sandboxed;
 use process::StderrTail;
 use protocol::{Command, DoneStatus, DriverMsg, Incoming};
@@ -410,6 +412,8 @@ impl Kernel {
                         DoneStatus::Ok => ExecResult::Ok,
                         DoneStatus::Interrupted => ExecResult::Interrupted,
                         DoneStatus::Error => ExecResult::Error(self.annotate_error(error)),
+                        // Only plan steps end so; a single command never does.
+                        DoneStatus::Blocked | DoneStatus::Cancelled => ExecResult::Interrupted,
                     };
                 }
                 other => log::debug!("kernel {}: ignoring stale message {other:?}", self.pid),

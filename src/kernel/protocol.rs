@@ -14,6 +14,15 @@ pub(crate) enum Command<'a> {
         code: &'a str,
         forget: &'a [String],
     },
+    /// Run several cells back to back; each step reports `started`, streams and `done`.
+    Plan {
+        id: u64,
+        steps: &'a [PlanStepWire<'a>],
+    },
+    /// Skip the steps of plan `id` that have not started (taken by the driver's reader at once).
+    CancelPlan {
+        id: u64,
+    },
     Forget {
         id: u64,
         names: &'a [String],
@@ -57,6 +66,14 @@ pub(crate) enum Command<'a> {
     Shutdown,
 }
 
+/// One step of a [`Command::Plan`]: its command id, code, and the step ids it depends on.
+#[derive(Serialize, Debug)]
+pub(crate) struct PlanStepWire<'a> {
+    pub id: u64,
+    pub code: &'a str,
+    pub parents: Vec<u64>,
+}
+
 impl Command<'_> {
     /// Serialized command line, newline-terminated.
     pub(crate) fn to_line(&self) -> Result<Vec<u8>, serde_json::Error> {
@@ -73,6 +90,10 @@ pub(crate) enum DoneStatus {
     Ok,
     Error,
     Interrupted,
+    /// A plan step not run because a parent failed in the same plan.
+    Blocked,
+    /// A plan step not run because the plan was interrupted or cancelled.
+    Cancelled,
 }
 
 /// A message from the driver on its fd 4.
@@ -96,6 +117,10 @@ pub(crate) enum DriverMsg {
     Dropped {
         id: Option<u64>,
         bytes: Option<u64>,
+    },
+    /// A plan step begins.
+    Started {
+        id: Option<u64>,
     },
     Done {
         id: Option<u64>,

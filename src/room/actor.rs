@@ -16,13 +16,13 @@ pub mod collab;
 pub mod introspection;
 pub mod yjs;
 
-use super::executor::{ExecutorConfig, ExecutorHandle, Job, Work};
+use super::executor::{ExecutorConfig, ExecutorHandle, Job, PlannedCell, Work};
 use super::messages::*;
 use super::outbox::{CloseOrder, Outbox, Pushed};
 use super::packages::PackageBook;
 use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
-use super::run::RunState;
+use super::run::{RunState, Source};
 use super::staleness;
 use super::state::{LiveCell, NotebookState};
 use super::variables::Variables;
@@ -241,6 +241,26 @@ impl NotebookRoom {
         Ok(())
     }
 
+    /// Starts the notebook's kernel as the room opens, so the first run finds it ready; only
+    /// in a free slot (never stopping another kernel) and once the Python environment is.
+    fn warm_kernel(&mut self, ctx: &mut Context<Self>) {
+        if self.slot.is_some() || self.exec_config.environment.python_now().is_none() {
+            return;
+        }
+        let request = SlotRequest {
+            owner: &self.state.owner_id,
+            notebook_id: &self.state.id,
+            replacing: None,
+            room: ctx.address().recipient(),
+        };
+        let Some(slot) = self.quota.acquire_free(request) else {
+            return;
+        };
+        self.slot = Some(slot.ticket());
+        self.executor(ctx).send(Job::Grant(slot));
+        self.executor(ctx).send(Job::Warm);
+    }
+
     /// Lets go of a slot the room no longer holds; if it was `taken` for quota, its kernel
     /// is stopped and the cells' values are gone, exactly as when the room idles out.
     fn let_kernel_go(&mut self, ticket: u64, taken: bool) {
@@ -286,31 +306,33 @@ impl NotebookRoom {
         for id in &plan.order {
             self.set_status(id, CellStatus::Queued);
         }
-        self.run.plan = plan.order.into();
+        self.run.set_plan(plan.order);
         self.step(ctx);
     }
 
-    /// Runs the next runnable cell of the plan; cells that cannot run are settled on the way.
+    /// Sends the next job: the longest stretch of Python cells ahead in the plan as one plan
+    /// for the kernel, or a SQL cell on its own. Cells that cannot run are settled on the way.
     fn step(&mut self, ctx: &mut Context<Self>) {
-        while let Some(id) = self.run.plan.pop_front() {
+        let mut batch: Vec<PlannedCell> = Vec::new();
+        let mut sent: Vec<(String, Source)> = Vec::new();
+        let mut in_batch: HashMap<String, usize> = HashMap::new();
+        while let Some(id) = self.run.next_planned() {
             let Some(cell) = self.state.cell(&id) else {
+                self.run.settled_unsent(&id);
                 continue;
             };
             if self.state.graph.errors().contains_key(&id) {
                 // The graph error is shown as the cell's error until the code is fixed; the
                 // cell does not run and its descendants are blocked.
+                self.run.settled_unsent(&id);
                 self.run.failed.insert(id.clone());
                 self.set_status(&id, CellStatus::Idle);
                 self.broadcast_cell_updated(&id);
                 continue;
             }
-            let upstream_failed = self
-                .state
-                .graph
-                .parents(&id)
-                .iter()
-                .any(|p| self.run.failed.contains(p));
-            if upstream_failed {
+            let parents = self.state.graph.parents(&id);
+            if parents.iter().any(|p| self.run.failed.contains(p)) {
+                self.run.settled_unsent(&id);
                 self.block_cell(&id);
                 continue;
             }
@@ -325,10 +347,19 @@ impl NotebookRoom {
                     result_name: cell.result_name.clone(),
                 },
                 // Never executed (and never in a run order: it has no edges); skipped if named.
-                CellType::Markdown => continue,
+                CellType::Markdown => {
+                    self.run.settled_unsent(&id);
+                    continue;
+                }
             };
             let source = (cell.code.clone(), cell.result_name.clone());
+            if matches!(work, Work::Sql { .. }) && !batch.is_empty() {
+                // SQL runs on its own job: send the Python cells before it first.
+                self.run.put_back(id);
+                break;
+            }
             if let Err(e) = self.claim_for_cell(&work, ctx) {
+                self.run.settled_unsent(&id);
                 if let Some(cell) = self.state.cell_mut(&id) {
                     cell.reset_results();
                 }
@@ -336,23 +367,48 @@ impl NotebookRoom {
                 self.settle_error(&id, e.to_string());
                 continue;
             }
+            match work {
+                Work::Python { code } => {
+                    let parents = parents
+                        .iter()
+                        .filter_map(|p| in_batch.get(p).copied())
+                        .collect();
+                    in_batch.insert(id.clone(), batch.len());
+                    batch.push(PlannedCell {
+                        cell_id: id.clone(),
+                        code,
+                        parents,
+                    });
+                    sent.push((id, source));
+                    if batch.len() >= MAX_PLAN_CELLS {
+                        break;
+                    }
+                }
+                sql => {
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    self.run.sent(token, vec![(id.clone(), source)]);
+                    self.run.mark_started();
+                    self.show_running(&id);
+                    self.executor(ctx).send(Job::Execute {
+                        token,
+                        cell_id: id,
+                        work: sql,
+                    });
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
             self.next_token += 1;
             let token = self.next_token;
-            self.run.current = Some((token, id.clone()));
-            self.run.current_source = Some(source);
-            if let Some(cell) = self.state.cell_mut(&id) {
-                cell.reset_results();
-            }
-            self.broadcast_cell_updated(&id);
-            self.set_status(&id, CellStatus::Running);
-            self.executor(ctx).send(Job::Execute {
+            self.run.sent(token, sent);
+            self.executor(ctx).send(Job::ExecutePlan {
                 token,
-                cell_id: id,
-                work,
+                cells: batch,
             });
             return;
         }
-        self.run.current = None;
         if !self.run.next_roots.is_empty() {
             let roots = std::mem::take(&mut self.run.next_roots);
             let plan = staleness::plan(&self.state, &roots, |_| false);
@@ -362,6 +418,25 @@ impl NotebookRoom {
             // The run is over: the kernel is idle and may be stopped for someone else's run.
             self.quota.finish(ticket);
         }
+    }
+
+    /// A cell starts running: its previous results go, and every tab sees it run.
+    fn show_running(&mut self, cell_id: &str) {
+        let had_results = self
+            .state
+            .cell_mut(cell_id)
+            .map(|cell| {
+                let had =
+                    !cell.stdout.is_empty() || !cell.outputs.is_empty() || cell.error.is_some();
+                cell.reset_results();
+                had
+            })
+            .unwrap_or(false);
+        // Nothing to clear, nothing to tell: the status change says it all.
+        if had_results {
+            self.broadcast_cell_updated(cell_id);
+        }
+        self.set_status(cell_id, CellStatus::Running);
     }
 
     /// A cell about to run that needs the kernel while the room holds no slot (its run began
@@ -398,6 +473,9 @@ impl NotebookRoom {
     /// with the kernel.
     fn values_gone(&mut self, except: Option<&str>) {
         self.clear_variables();
+        if let (Some((token, _)), Some(executor)) = (self.run.current(), &self.executor) {
+            executor.cancel_plan(token);
+        }
         self.run.abandon();
         let ids: Vec<String> = self
             .state
@@ -412,7 +490,15 @@ impl NotebookRoom {
     }
 
     fn handle_finished(&mut self, cell_id: &str, finished: Finished, ctx: &mut Context<Self>) {
-        self.run.current = None;
+        if matches!(finished.outcome, Outcome::Cancelled) {
+            // Skipped by a cancelled plan (an edit meanwhile): it runs again with its new code.
+            self.run.requeue_current();
+            if self.run.current().is_none() {
+                self.step(ctx);
+            }
+            return;
+        }
+        let ran = self.run.finish_current();
         for output in finished.outputs {
             self.add_output(cell_id, output);
         }
@@ -422,11 +508,11 @@ impl NotebookRoom {
                 self.persist_cell(cell_id);
             }
             Outcome::Error(message) => self.settle_error(cell_id, message),
+            Outcome::Blocked => self.block_cell(cell_id),
+            Outcome::Cancelled => {}
             Outcome::Interrupted => {
                 self.settle_error(cell_id, "Interrupted".into());
-                for id in self.run.abandon() {
-                    self.out_of_date(&id);
-                }
+                self.abandon_run();
             }
             Outcome::Died(message) => {
                 let message = if std::mem::take(&mut self.run.restarting) {
@@ -439,7 +525,6 @@ impl NotebookRoom {
             }
         }
         // Edited while it ran: what it shows came from the old code.
-        let ran = self.run.current_source.take();
         let edited = self.state.cell(cell_id).is_some_and(|cell| {
             ran.as_ref()
                 .is_some_and(|(code, name)| *code != cell.code || *name != cell.result_name)
@@ -449,7 +534,20 @@ impl NotebookRoom {
         }
         // Even a failed cell may have defined some of its names before it stopped.
         self.refresh_variables(cell_id, ctx);
-        self.step(ctx);
+        if self.run.current().is_none() {
+            self.step(ctx);
+        }
+    }
+
+    /// Drops the rest of the run (the kernel skips what it was sent); the cells dropped are
+    /// settled as out of date.
+    fn abandon_run(&mut self) {
+        if let (Some((token, _)), Some(executor)) = (self.run.current(), &self.executor) {
+            executor.cancel_plan(token);
+        }
+        for id in self.run.abandon() {
+            self.out_of_date(&id);
+        }
     }
 
     /// Keeps an output on the cell and sends it to every session.
@@ -482,10 +580,22 @@ impl NotebookRoom {
     }
 
     fn graph_changed(&mut self, except: &str) {
+        self.replan_unstarted();
         for id in self.state.rebuild_graph() {
             if id != except {
                 self.broadcast_cell_updated(&id);
             }
+        }
+    }
+
+    /// The kernel holds cells sent with old code or an old graph: it skips those not started,
+    /// and they come back as `Cancelled` to be sent again as they are now.
+    fn replan_unstarted(&mut self) {
+        if !self.run.has_unstarted() {
+            return;
+        }
+        if let (Some((token, _)), Some(executor)) = (self.run.current(), &self.executor) {
+            executor.cancel_plan(token);
         }
     }
 
@@ -506,6 +616,9 @@ impl NotebookRoom {
         self.last_activity = Instant::now();
     }
 }
+
+/// Most cells sent to the kernel in one plan; a longer run is sent in several, back to back.
+const MAX_PLAN_CELLS: usize = 2000;
 
 /// How long results gather before they are written together.
 const PERSIST_WINDOW: Duration = Duration::from_millis(50);
@@ -576,6 +689,7 @@ impl Actor for NotebookRoom {
             (self.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
         self.restore_packages(ctx);
+        self.warm_kernel(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -616,13 +730,16 @@ impl Handler<ExecEvent> for NotebookRoom {
     type Result = ();
 
     fn handle(&mut self, event: ExecEvent, ctx: &mut Self::Context) {
-        let current = matches!(&self.run.current, Some((token, _)) if *token == event.token);
-        if !current {
+        if !self.run.is_current(event.token, &event.cell_id) {
             return;
         }
         self.touch();
         let cell_id = event.cell_id;
         match event.kind {
+            ExecEventKind::Started => {
+                self.run.mark_started();
+                self.show_running(&cell_id);
+            }
             ExecEventKind::Stream { name: _, text } => {
                 // Sessions get exactly what the cell keeps, so a live view matches a re-fetch.
                 let appended = self
@@ -694,8 +811,8 @@ impl Handler<Interrupt> for NotebookRoom {
 
     fn handle(&mut self, _: Interrupt, _: &mut Self::Context) {
         self.touch();
-        if let (Some((token, _)), Some(executor)) = (&self.run.current, &self.executor) {
-            executor.interrupt(*token);
+        if let (Some((token, _)), Some(executor)) = (self.run.current(), &self.executor) {
+            executor.interrupt(token);
         }
     }
 }
@@ -706,9 +823,10 @@ impl Handler<Restart> for NotebookRoom {
     fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
         self.touch();
         log::info!("kernel restart requested for notebook {}", self.state.id);
-        if self.run.current.is_some() {
-            self.run.restarting = true;
+        if self.run.current().is_some() {
             self.run.abandon();
+            // A cell that was running ends with the kernel; it says why.
+            self.run.restarting = self.run.current().is_some();
             if let Some(executor) = &self.executor {
                 executor.kill();
             }
@@ -717,13 +835,8 @@ impl Handler<Restart> for NotebookRoom {
         if self.slot.is_some_and(|ticket| self.quota.holds(ticket)) {
             self.executor(ctx).send(Job::Restart);
         }
-        self.values_gone(
-            self.run
-                .current
-                .as_ref()
-                .map(|(_, id)| id.clone())
-                .as_deref(),
-        );
+        let running = self.run.current().map(|(_, id)| id.to_string());
+        self.values_gone(running.as_deref());
     }
 }
 
@@ -870,7 +983,7 @@ impl Handler<CreateCell> for NotebookRoom {
                 let (row, index, revision) = result?;
                 room.state.revision = revision;
                 let index = index.min(room.state.cells.len());
-                room.state.cells.insert(index, LiveCell::from_row(&row));
+                room.state.insert_cell(index, LiveCell::from_row(&row));
                 room.graph_changed(&row.id);
                 if let Some(cell) = room.state.wire_cell_by_id(&row.id) {
                     room.broadcast(json!({
@@ -971,9 +1084,9 @@ impl Handler<DeleteCell> for NotebookRoom {
                     .unwrap_or_default();
                 let stale = room.state.names_only_defined_by(&cell_id, &old_writes);
                 let orphans = staleness::descendants(&room.state, std::slice::from_ref(&cell_id));
-                room.state.cells.retain(|c| c.id != cell_id);
+                room.state.remove_cell(&cell_id);
                 room.yjs_cell_deleted(&cell_id);
-                room.run.plan.retain(|id| id != &cell_id);
+                room.run.remove(&cell_id);
                 room.forget(stale);
                 room.broadcast(json!({"type": "cell_deleted", "cellId": cell_id}));
                 room.graph_changed(&cell_id);

@@ -14,13 +14,13 @@ use tokio::sync::mpsc;
 
 use crate::kernel::{
     ExecResult, Interrupter, Introspector, Kernel, KernelConfig, KernelError, KernelEvent, Output,
-    GET_VALUES_TIMEOUT,
+    PlanCanceller, PlanCell, PlanEvent, StepResult, GET_VALUES_TIMEOUT,
 };
 use crate::notebook::analysis::sql_to_positional;
 use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
-use super::messages::{ExecEvent, ExecEventKind, Finished};
+use super::messages::{ExecEvent, ExecEventKind, Finished, Outcome};
 use super::quota::KernelSlot;
 
 /// What a cell asks the executor to do.
@@ -55,9 +55,28 @@ enum KernelWork<'a> {
     },
 }
 
+/// A Python cell of a plan: the kernel runs a plan's cells back to back.
+#[derive(Debug, Clone)]
+pub struct PlannedCell {
+    /// The cell.
+    pub cell_id: String,
+    /// Its code.
+    pub code: String,
+    /// Indices of the plan's earlier cells it reads from (blocked if one fails).
+    pub parents: Vec<usize>,
+}
+
 /// A job for the executor.
 #[derive(Debug)]
 pub enum Job {
+    /// Run Python cells as one plan in the kernel; every cell gets a `Finished` (blocked or
+    /// cancelled ones included), in order; `token` identifies the plan.
+    ExecutePlan {
+        /// The room's token for this plan, echoed in events.
+        token: u64,
+        /// The cells, in run order.
+        cells: Vec<PlannedCell>,
+    },
     /// Run one cell; `token` identifies the run step.
     Execute {
         /// The room's step token, echoed in events.
@@ -77,6 +96,9 @@ pub enum Job {
     Restart,
     /// Stop the kernel and answer.
     Shutdown(tokio::sync::oneshot::Sender<()>),
+    /// Start a kernel now if a slot was granted and none runs, so the first run does not
+    /// wait for Python to start.
+    Warm,
     /// Start a kernel if none runs (in the granted slot) and answer its introspector; `None`
     /// when none can start now (no slot, or the Python environment is still provisioned).
     StartForIntrospection(tokio::sync::oneshot::Sender<Option<Introspector>>),
@@ -123,6 +145,8 @@ struct InterruptTargets {
     /// statements of the driver would otherwise be lost.
     interrupted_token: Option<u64>,
     sql: Option<SqlCanceller>,
+    /// The plan running now, by token, and its canceller.
+    plan: Option<(u64, PlanCanceller)>,
     /// Completion and inspection go straight to the kernel, also while a job runs.
     introspector: Option<Introspector>,
 }
@@ -192,6 +216,18 @@ impl ExecutorHandle {
             if let Some(sql) = &targets.sql {
                 sql.cancel();
             }
+            if let Some((_, plan)) = targets.plan.as_ref().filter(|(t, _)| *t == token) {
+                plan.cancel();
+            }
+        }
+    }
+
+    /// Skips the cells of plan `token` that have not started yet (they end `Cancelled`).
+    pub fn cancel_plan(&self, token: u64) {
+        if let Ok(targets) = self.targets.lock() {
+            if let Some((_, plan)) = targets.plan.as_ref().filter(|(t, _)| *t == token) {
+                plan.cancel();
+            }
         }
     }
 }
@@ -209,6 +245,7 @@ impl Worker {
     async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         while let Some(job) = jobs.recv().await {
             match job {
+                Job::ExecutePlan { token, cells } => self.run_plan(token, cells).await,
                 Job::Execute {
                     token,
                     cell_id,
@@ -275,6 +312,13 @@ impl Worker {
                     self.release().await;
                     let _ = done.send(());
                     return;
+                }
+                Job::Warm => {
+                    if self.slot.is_some() && self.kernel.is_none() {
+                        if let Err(e) = self.ensure_kernel().await {
+                            log::warn!("kernel warm-up failed: {e}");
+                        }
+                    }
                 }
                 Job::StartForIntrospection(reply) => {
                     let startable =
@@ -487,32 +531,15 @@ impl Worker {
         let timed_out = started.elapsed() >= timeout;
         watchdog.abort();
         let _ = forwarder.await;
-        match result {
-            ExecResult::Ok => Finished::success(),
-            ExecResult::Error(traceback) => Finished::error(traceback),
-            ExecResult::Interrupted if timed_out => Finished::error(format!(
-                "Timed out after {} s (KERNEL_TIMEOUT_SECS); the cell was interrupted",
-                timeout.as_secs()
-            )),
-            ExecResult::Interrupted => Finished::interrupted(),
-            ExecResult::Died(reason) => {
-                let why = if timed_out {
-                    format!(
-                        "Timed out after {} s and did not stop when interrupted; the kernel was killed and restarted",
-                        timeout.as_secs()
-                    )
-                } else {
-                    // `reason` reads "kernel died (...)" or "kernel broke the protocol (...)".
-                    format!("The {reason}; a fresh kernel was started and all values are gone")
-                };
-                log::warn!("kernel crashed: {reason}");
-                self.drop_kernel().await;
-                if let Err(e) = self.ensure_kernel().await {
-                    log::error!("kernel restart after crash failed: {e}");
-                }
-                Finished::died(why)
+        let died = matches!(result, ExecResult::Died(_));
+        let finished = finish_kernel_result(result, timed_out, timeout);
+        if died {
+            self.drop_kernel().await;
+            if let Err(e) = self.ensure_kernel().await {
+                log::error!("kernel restart after crash failed: {e}");
             }
         }
+        finished
     }
 
     /// The kernel's values for a SQL cell's parameters, or how the cell ends instead. The read
@@ -677,6 +704,211 @@ impl Worker {
                 ))
             }
             ExecResult::Interrupted => Finished::interrupted(),
+        }
+    }
+}
+
+impl Worker {
+    /// Runs a plan of Python cells in the kernel in one message. Each cell has the time
+    /// limit of its own; an interrupt stops the running cell and drops the rest.
+    async fn run_plan(&mut self, token: u64, cells: Vec<PlannedCell>) {
+        let Some(first) = cells.first().map(|c| c.cell_id.clone()) else {
+            return;
+        };
+        let not_run = |worker: &Worker, head: Finished| {
+            for (i, cell) in cells.iter().enumerate() {
+                let finished = if i == 0 {
+                    head.clone()
+                } else {
+                    Finished::not_run(Outcome::Cancelled)
+                };
+                worker.emit(token, &cell.cell_id, ExecEventKind::Finished(finished));
+            }
+        };
+        if !self.wait_for_python(token, &first).await {
+            return not_run(self, Finished::interrupted());
+        }
+        let timeout = self.config.timeout;
+        let targets = self.targets.clone();
+        let events = self.events.clone();
+        let kernel = match self.ensure_kernel().await {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                let head = Finished::error(format!("Could not start the Python kernel: {e}"));
+                return not_run(self, head);
+            }
+        };
+        let canceller = kernel.plan_canceller();
+        let interrupter = kernel.interrupter();
+        let pid = kernel.pid();
+        if let Ok(mut targets) = targets.lock() {
+            targets.plan = Some((token, canceller.clone()));
+            if targets.interrupted_token == Some(token) {
+                canceller.cancel();
+            }
+        }
+        let clock = Arc::new(Mutex::new(StepClock::default()));
+        let watchdog = tokio::spawn(plan_watchdog(
+            token,
+            targets.clone(),
+            clock.clone(),
+            interrupter,
+            pid,
+            timeout,
+        ));
+        let (tx, rx) = mpsc::unbounded_channel::<PlanEvent>();
+        let ids: Vec<String> = cells.iter().map(|c| c.cell_id.clone()).collect();
+        let forwarder = tokio::spawn(forward_plan_events(token, ids, rx, events, clock, timeout));
+        let plan: Vec<PlanCell<'_>> = cells
+            .iter()
+            .map(|c| PlanCell {
+                code: &c.code,
+                parents: c.parents.clone(),
+            })
+            .collect();
+        kernel.execute_plan(&canceller, &plan, tx).await;
+        watchdog.abort();
+        if let Ok(mut targets) = targets.lock() {
+            targets.plan = None;
+        }
+        let died = forwarder.await.unwrap_or(false);
+        if died {
+            self.drop_kernel().await;
+            if let Err(e) = self.ensure_kernel().await {
+                log::error!("kernel restart after crash failed: {e}");
+            }
+        }
+    }
+}
+
+/// The plan step running now, for its time limit.
+#[derive(Default)]
+struct StepClock {
+    /// Step index and when it started.
+    running: Option<(usize, tokio::time::Instant)>,
+}
+
+/// Interrupts a plan on request, and the running step at its time limit (then kills the
+/// kernel if the step ignores the interrupt).
+async fn plan_watchdog(
+    token: u64,
+    targets: Arc<Mutex<InterruptTargets>>,
+    clock: Arc<Mutex<StepClock>>,
+    interrupter: Interrupter,
+    pid: Option<u32>,
+    timeout: Duration,
+) {
+    let mut fired: Option<(usize, tokio::time::Instant)> = None;
+    loop {
+        tokio::time::sleep(INTERRUPT_RETRY).await;
+        let requested = targets
+            .lock()
+            .is_ok_and(|t| t.interrupted_token == Some(token));
+        if requested {
+            interrupter.interrupt();
+        }
+        let running = clock.lock().ok().and_then(|c| c.running);
+        let Some((step, started)) = running else {
+            continue;
+        };
+        let now = tokio::time::Instant::now();
+        match fired {
+            Some((at_step, kill_at)) if at_step == step && now >= kill_at => {
+                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                    // SAFETY: kill(2) with a pid we spawned; no memory is touched.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+                return;
+            }
+            Some((at_step, _)) if at_step == step => {}
+            _ if now >= started + timeout => {
+                interrupter.interrupt();
+                fired = Some((step, now + KILL_GRACE));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Hands a plan's events to the room one at a time (see `run_in_kernel` for why); returns
+/// whether the kernel died.
+async fn forward_plan_events(
+    token: u64,
+    ids: Vec<String>,
+    mut rx: mpsc::UnboundedReceiver<PlanEvent>,
+    events: Recipient<ExecEvent>,
+    clock: Arc<Mutex<StepClock>>,
+    timeout: Duration,
+) -> bool {
+    let mut died = false;
+    let mut started_at: Option<std::time::Instant> = None;
+    while let Some(event) = rx.recv().await {
+        let (step, kind) = match event {
+            PlanEvent::Started(step) => {
+                started_at = Some(std::time::Instant::now());
+                if let Ok(mut c) = clock.lock() {
+                    c.running = Some((step, tokio::time::Instant::now()));
+                }
+                (step, ExecEventKind::Started)
+            }
+            PlanEvent::Stream { step, name, text } => (step, ExecEventKind::Stream { name, text }),
+            PlanEvent::Output { step, output } => {
+                (step, ExecEventKind::Output(output_json(output)))
+            }
+            PlanEvent::Done { step, result } => {
+                if let Ok(mut c) = clock.lock() {
+                    c.running = None;
+                }
+                let timed_out = started_at.take().is_some_and(|at| at.elapsed() >= timeout);
+                let finished = match result {
+                    StepResult::Ran(result) => {
+                        died |= matches!(result, ExecResult::Died(_));
+                        finish_kernel_result(result, timed_out, timeout)
+                    }
+                    StepResult::Blocked => Finished::not_run(Outcome::Blocked),
+                    StepResult::Cancelled => Finished::not_run(Outcome::Cancelled),
+                };
+                (step, ExecEventKind::Finished(finished))
+            }
+        };
+        let Some(cell_id) = ids.get(step) else {
+            continue;
+        };
+        let event = ExecEvent {
+            token,
+            cell_id: cell_id.clone(),
+            kind,
+        };
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+    died
+}
+
+/// How a cell that ran in the kernel ends, as the room sees it.
+fn finish_kernel_result(result: ExecResult, timed_out: bool, timeout: Duration) -> Finished {
+    match result {
+        ExecResult::Ok => Finished::success(),
+        ExecResult::Error(traceback) => Finished::error(traceback),
+        ExecResult::Interrupted if timed_out => Finished::error(format!(
+            "Timed out after {} s (KERNEL_TIMEOUT_SECS); the cell was interrupted",
+            timeout.as_secs()
+        )),
+        ExecResult::Interrupted => Finished::interrupted(),
+        ExecResult::Died(reason) => {
+            log::warn!("kernel crashed: {reason}");
+            Finished::died(if timed_out {
+                format!(
+                    "Timed out after {} s and did not stop when interrupted; the kernel was killed and restarted",
+                    timeout.as_secs()
+                )
+            } else {
+                // `reason` reads "kernel died (...)" or "kernel broke the protocol (...)".
+                format!("The {reason}; a fresh kernel was started and all values are gone")
+            })
         }
     }
 }

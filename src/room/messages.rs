@@ -17,6 +17,10 @@ pub enum Outcome {
     Interrupted,
     /// The kernel died running it (the text says why); the executor started a new one.
     Died(String),
+    /// Not run: a parent failed in the same plan (the kernel skipped it).
+    Blocked,
+    /// Not run: its plan was cancelled (an edit re-plans it) or cut short.
+    Cancelled,
 }
 
 /// The end of one cell's execution, with outputs produced at the end (SQL tables).
@@ -61,6 +65,14 @@ impl Finished {
         }
     }
 
+    /// Not run, for `outcome` (blocked or cancelled).
+    pub fn not_run(outcome: Outcome) -> Finished {
+        Finished {
+            outcome,
+            outputs: Vec::new(),
+        }
+    }
+
     /// The kernel died.
     pub fn died(message: impl Into<String>) -> Finished {
         Finished {
@@ -85,6 +97,8 @@ pub enum ExecEventKind {
     /// The cell waits before it can run (`Some(reason)`, shown as `queued`), or stopped
     /// waiting and runs now (`None`).
     Waiting(Option<String>),
+    /// The cell, part of a plan sent to the kernel in one message, begins running.
+    Started,
     /// The cell finished.
     Finished(Finished),
 }

@@ -160,6 +160,16 @@ impl KernelQuota {
     /// Reserves a slot for a kernel that is about to run a cell (the slot starts busy),
     /// stopping the least recently used idle kernel if a limit is reached.
     pub fn acquire(&self, request: SlotRequest<'_>) -> Result<KernelSlot, QuotaError> {
+        self.reserve(request, true)
+    }
+
+    /// Reserves a slot for a kernel started ahead of its first run (the slot starts idle),
+    /// only if one is free: it never stops another kernel.
+    pub fn acquire_free(&self, request: SlotRequest<'_>) -> Option<KernelSlot> {
+        self.reserve(request, false).ok()
+    }
+
+    fn reserve(&self, request: SlotRequest<'_>, for_run: bool) -> Result<KernelSlot, QuotaError> {
         let SlotRequest {
             owner,
             notebook_id,
@@ -176,7 +186,13 @@ impl KernelQuota {
                 .copied()
                 .filter(|t| ledger.entries.get(t).is_some_and(|e| e.owner == owner))
                 .collect();
-            let victim = if of_owner.len() >= self.shared.per_user {
+            let victim = if !for_run
+                && (of_owner.len() >= self.shared.per_user || counted.len() >= self.shared.max)
+            {
+                return Err(QuotaError::ServerLimit {
+                    limit: self.shared.max,
+                });
+            } else if of_owner.len() >= self.shared.per_user {
                 let limit = self.shared.per_user;
                 let victim = ledger
                     .lru_idle(&of_owner, Some(owner))
@@ -211,7 +227,7 @@ impl KernelQuota {
                 Entry {
                     owner: owner.to_string(),
                     notebook_id: notebook_id.to_string(),
-                    busy: true,
+                    busy: for_run,
                     last_used: Instant::now(),
                     stopping: false,
                     waits_for,

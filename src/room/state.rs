@@ -163,8 +163,11 @@ pub struct NotebookState {
     pub db_conn_string: Option<String>,
     /// Revision, bumped by every mutation.
     pub revision: i64,
-    /// Cells in notebook order.
+    /// Cells in notebook order (change their order only through the methods below, which
+    /// keep [`Self::positions`] right).
     pub cells: Vec<LiveCell>,
+    /// Each cell's index in `cells`, so lookups by id do not scan the notebook.
+    positions: HashMap<String, usize>,
     /// Dependency graph over `cells`.
     pub graph: Graph,
     /// Lazy mode: running or editing a cell marks its descendants stale instead of running them.
@@ -181,9 +184,11 @@ impl NotebookState {
             db_conn_string: notebook.db_conn_string,
             revision: notebook.revision,
             cells: rows.iter().map(LiveCell::from_row).collect(),
+            positions: HashMap::new(),
             graph: Graph::build(&[]),
             lazy,
         };
+        state.reindex();
         state.rebuild_graph();
         state
     }
@@ -220,9 +225,23 @@ impl NotebookState {
             .collect()
     }
 
+    fn reindex(&mut self) {
+        self.positions = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+    }
+
     /// Index of a cell.
     pub fn index_of(&self, cell_id: &str) -> Option<usize> {
-        self.cells.iter().position(|c| c.id == cell_id)
+        let known = self.positions.get(cell_id).copied();
+        // The map is kept in step with `cells`; checking the hit costs nothing and keeps a
+        // lookup right even if it were not.
+        known
+            .filter(|&i| self.cells.get(i).is_some_and(|c| c.id == cell_id))
+            .or_else(|| self.cells.iter().position(|c| c.id == cell_id))
     }
 
     /// Puts a cell at `index` (clamped), as the store just did.
@@ -231,17 +250,33 @@ impl NotebookState {
             let cell = self.cells.remove(from);
             let index = index.min(self.cells.len());
             self.cells.insert(index, cell);
+            self.reindex();
+        }
+    }
+
+    /// Inserts a cell at `index` (clamped).
+    pub fn insert_cell(&mut self, index: usize, cell: LiveCell) {
+        let index = index.min(self.cells.len());
+        self.cells.insert(index, cell);
+        self.reindex();
+    }
+
+    /// Removes a cell.
+    pub fn remove_cell(&mut self, cell_id: &str) {
+        if let Some(at) = self.index_of(cell_id) {
+            self.cells.remove(at);
+            self.reindex();
         }
     }
 
     /// A cell by id.
     pub fn cell(&self, cell_id: &str) -> Option<&LiveCell> {
-        self.cells.iter().find(|c| c.id == cell_id)
+        self.index_of(cell_id).and_then(|i| self.cells.get(i))
     }
 
     /// A mutable cell by id.
     pub fn cell_mut(&mut self, cell_id: &str) -> Option<&mut LiveCell> {
-        self.cells.iter_mut().find(|c| c.id == cell_id)
+        self.index_of(cell_id).and_then(|i| self.cells.get_mut(i))
     }
 
     /// The cell as clients see it: a graph problem (duplicate definition, cycle) or a syntax

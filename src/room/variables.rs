@@ -3,7 +3,7 @@
 //! The kernel's answers are untrusted: only names that were asked for are kept, and the type
 //! and summary texts are cut to fixed lengths here, whatever the driver sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{json, Value};
 
@@ -32,6 +32,8 @@ pub struct Variables {
     /// Cells that ran since the refresh in flight was sent (one request at a time, so a run of
     /// many quick cells does not pile up requests in the kernel).
     pending: Vec<String>,
+    /// The cells of `pending`, so noting a run does not scan it.
+    pending_set: HashSet<String>,
     in_flight: bool,
 }
 
@@ -39,7 +41,7 @@ impl Variables {
     /// Notes that `cell_id` ran and needs a refresh; true when none is in flight, so the
     /// caller should start one now with [`Variables::start_refresh`].
     pub fn ran(&mut self, cell_id: &str) -> bool {
-        if !self.pending.iter().any(|c| c == cell_id) {
+        if self.pending_set.insert(cell_id.to_string()) {
             self.pending.push(cell_id.to_string());
         }
         !self.in_flight
@@ -51,6 +53,7 @@ impl Variables {
             return None;
         }
         self.in_flight = true;
+        self.pending_set.clear();
         Some((self.begin(), std::mem::take(&mut self.pending)))
     }
 
@@ -75,37 +78,53 @@ impl Variables {
         names: &[String],
         answer: &Value,
     ) -> bool {
-        if generation <= self.floor || self.applied.get(cell_id).is_some_and(|g| *g > generation) {
-            return false;
-        }
+        self.apply_all(&[(cell_id, names.to_vec())], generation, answer)
+    }
+
+    /// [`Self::apply`] for every cell of one refresh, looking each name up in the answer
+    /// once (a refresh may cover thousands of cells).
+    pub fn apply_all(
+        &mut self,
+        cells: &[(&str, Vec<String>)],
+        generation: u64,
+        answer: &Value,
+    ) -> bool {
         // A busy or failed kernel answers without a list: keep what is known.
         let Some(listed) = answer.get("variables").and_then(Value::as_array) else {
             return false;
         };
-        self.applied.insert(cell_id.to_string(), generation);
-        for name in names {
-            self.entries.remove(name);
-        }
-        for item in listed {
-            let Some(name) = item.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            if !names.iter().any(|n| n == name) {
+        let by_name: HashMap<&str, &Value> = listed
+            .iter()
+            .filter_map(|item| Some((item.get("name")?.as_str()?, item)))
+            .collect();
+        let mut changed = false;
+        for (cell_id, names) in cells {
+            let outdated = generation <= self.floor
+                || self.applied.get(*cell_id).is_some_and(|g| *g > generation);
+            if outdated {
                 continue;
             }
-            let text = |key: &str, max: usize| {
-                cut(item.get(key).and_then(Value::as_str).unwrap_or(""), max)
-            };
-            self.entries.insert(
-                name.to_string(),
-                Entry {
-                    type_name: text("type", MAX_TYPE_CHARS),
-                    summary: text("summary", MAX_SUMMARY_CHARS),
-                    cell_id: cell_id.to_string(),
-                },
-            );
+            changed = true;
+            self.applied.insert(cell_id.to_string(), generation);
+            for name in names {
+                self.entries.remove(name);
+                let Some(item) = by_name.get(name.as_str()) else {
+                    continue;
+                };
+                let text = |key: &str, max: usize| {
+                    cut(item.get(key).and_then(Value::as_str).unwrap_or(""), max)
+                };
+                self.entries.insert(
+                    name.to_string(),
+                    Entry {
+                        type_name: text("type", MAX_TYPE_CHARS),
+                        summary: text("summary", MAX_SUMMARY_CHARS),
+                        cell_id: cell_id.to_string(),
+                    },
+                );
+            }
         }
-        true
+        changed
     }
 
     /// Removes names deleted from the kernel; true if any was listed.

@@ -72,6 +72,7 @@ impl NotebookRoom {
             return;
         };
         let mut names: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for id in &cells {
             for name in self
                 .state
@@ -79,7 +80,7 @@ impl NotebookRoom {
                 .map(|c| &c.names.writes[..])
                 .unwrap_or(&[])
             {
-                if !names.contains(name) {
+                if seen.insert(name.as_str()) {
                     names.push(name.clone());
                 }
             }
@@ -96,16 +97,19 @@ impl NotebookRoom {
                     room.variables.refresh_ended();
                     match answer {
                         Ok(answer) => {
-                            let mut changed = false;
-                            for id in &cells {
-                                // Only names the cell still defines (it may have changed).
-                                let names = room
-                                    .state
-                                    .cell(id)
-                                    .map(|c| c.names.writes.clone())
-                                    .unwrap_or_default();
-                                changed |= room.variables.apply(id, generation, &names, &answer);
-                            }
+                            // Only names each cell still defines (it may have changed).
+                            let asked: Vec<(&str, Vec<String>)> = cells
+                                .iter()
+                                .map(|id| {
+                                    let names = room
+                                        .state
+                                        .cell(id)
+                                        .map(|c| c.names.writes.clone())
+                                        .unwrap_or_default();
+                                    (id.as_str(), names)
+                                })
+                                .collect();
+                            let changed = room.variables.apply_all(&asked, generation, &answer);
                             if changed {
                                 room.broadcast_variables();
                             }
