@@ -4,11 +4,13 @@
 # are redirected into internal pipes whose contents are forwarded as "stream" messages,
 # so nothing user code writes (print, os.write, C extensions, subprocesses) can corrupt
 # the protocol.
+import array
 import ast
 import base64
 import builtins
 import codecs
 import collections
+import fcntl
 import importlib
 import io
 import itertools
@@ -16,8 +18,10 @@ import json
 import linecache
 import math
 import os
+import select
 import signal
 import sys
+import termios
 import threading
 import traceback
 import types
@@ -140,6 +144,10 @@ class _Capture:
         self.token = b"\x00\x1b[kernel-sync-" + os.urandom(8).hex().encode() + b"]\x00"
         self.event = threading.Event()
         self.sync_lock = threading.Lock()
+        # Held by the pump while it has bytes out of the pipe that it has not forwarded, so
+        # `sync` can tell "all forwarded" without a round trip through the pump.
+        self.pump_lock = threading.Lock()
+        self.held = 0
         threading.Thread(target=self._pump, name="capture-" + name, daemon=True).start()
 
     def _emit(self, text):
@@ -154,30 +162,54 @@ class _Capture:
         pending = b""
         while True:
             try:
-                chunk = os.read(self.r, 65536)
-            except OSError:
+                select.select([self.r], [], [])
+            except (OSError, ValueError):
                 return
-            if not chunk:
-                return
-            pending += chunk
-            while True:
-                i = pending.find(token)
-                if i < 0:
-                    break
-                self._emit(dec.decode(pending[:i]))
-                pending = pending[i + len(token):]
-                self.event.set()
-            # Hold back a tail that could be the start of a sync token split across reads.
-            hold = 0
-            for k in range(min(len(token) - 1, len(pending)), 0, -1):
-                if pending.endswith(token[:k]):
-                    hold = k
-                    break
-            self._emit(dec.decode(pending[: len(pending) - hold]))
-            pending = pending[len(pending) - hold:]
+            with self.pump_lock:
+                try:
+                    chunk = os.read(self.r, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                pending += chunk
+                while True:
+                    i = pending.find(token)
+                    if i < 0:
+                        break
+                    self._emit(dec.decode(pending[:i]))
+                    pending = pending[i + len(token):]
+                    self.event.set()
+                # Hold back a tail that could be the start of a sync token split across reads.
+                hold = 0
+                for k in range(min(len(token) - 1, len(pending)), 0, -1):
+                    if pending.endswith(token[:k]):
+                        hold = k
+                        break
+                self._emit(dec.decode(pending[: len(pending) - hold]))
+                pending = pending[len(pending) - hold:]
+                self.held = len(pending)
+
+    def _drained(self):
+        """Whether everything written to the fd so far was forwarded: the pipe is empty and
+        the pump holds nothing (checked under its lock, so not mid-chunk)."""
+        if not self.pump_lock.acquire(blocking=False):
+            return False
+        try:
+            if self.held:
+                return False
+            waiting = array.array("i", [0])
+            fcntl.ioctl(self.r, termios.FIONREAD, waiting, True)
+            return waiting[0] == 0
+        except OSError:
+            return False
+        finally:
+            self.pump_lock.release()
 
     def sync(self, timeout=5.0):
         """Block until everything written to the fd so far has been forwarded."""
+        if self._drained():
+            return
         with self.sync_lock:
             self.event.clear()
             try:
@@ -514,12 +546,16 @@ _cell_runs = itertools.count(1)
 def _cell_source(code):
     """A fresh file name for this run's code, whose lines linecache now knows."""
     name = "%s%d>" % (CELL_PREFIX, next(_cell_runs))
+    _remember_source(name, code)
+    return name
+
+
+def _remember_source(name, code):
     # mtime None: linecache.checkcache keeps the entry (there is no file to compare with).
     linecache.cache[name] = (len(code), None, code.splitlines(True), name)
     _cell_sources.append(name)
     if len(_cell_sources) > MAX_CELL_SOURCES:
         linecache.cache.pop(_cell_sources.popleft(), None)
-    return name
 
 
 def _is_cell_file(name):
@@ -569,7 +605,20 @@ def explain_ipython_syntax(e):
     return SyntaxError(msg, (e.filename, e.lineno, e.offset, e.text))
 
 
-def run_cell(code):
+# Compiled cells by source: re-running unchanged code (what reactive runs mostly do) skips
+# parsing and compiling. Bounded; the oldest entry goes first.
+_compiled = {}
+MAX_COMPILED = 4096
+
+
+def _compile_cell(code):
+    hit = _compiled.get(code)
+    if hit is not None:
+        filename, body, last_code = hit
+        if filename not in linecache.cache:
+            # Its source lines were rotated out; tracebacks still need them.
+            _remember_source(filename, code)
+        return body, last_code
     filename = _cell_source(code)
     tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
     last = None
@@ -577,6 +626,14 @@ def run_cell(code):
         last = ast.Expression(tree.body.pop().value)
     body = compile(tree, filename, "exec")
     last_code = compile(last, filename, "eval") if last is not None else None
+    if len(_compiled) >= MAX_COMPILED:
+        _compiled.pop(next(iter(_compiled)))
+    _compiled[code] = (filename, body, last_code)
+    return body, last_code
+
+
+def run_cell(code):
+    body, last_code = _compile_cell(code)
     STATE.in_user = True
     try:
         exec(body, G)
@@ -631,7 +688,7 @@ def do_plan(req):
             failed.add(sid)
             send({"type": "done", "id": sid, "status": "blocked", "error": None})
             continue
-        send({"type": "started", "id": sid})
+        send(None, b'{"type":"started","id":%d}\n' % sid if type(sid) is int else _dumps({"type": "started", "id": sid}))
         status = execute_step(sid, step.get("code", ""))
         if status != "ok":
             failed.add(sid)
@@ -656,7 +713,11 @@ def execute_step(rid, code):
         sync_streams()
     except KeyboardInterrupt:
         pass
-    send({"type": "done", "id": STATE.current_id, "status": status, "error": error})
+    if error is None and type(rid) is int:
+        # The common case, formatted directly (json.dumps costs more than the cell).
+        send(None, b'{"type":"done","id":%d,"status":"%s","error":null}\n' % (rid, status.encode()))
+    else:
+        send({"type": "done", "id": rid, "status": status, "error": error})
     STATE.current_id = None
     return status
 

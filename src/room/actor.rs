@@ -140,8 +140,10 @@ impl NotebookRoom {
 
     fn executor(&mut self, ctx: &mut Context<Self>) -> &ExecutorHandle {
         let config = self.exec_config.clone();
-        self.executor
-            .get_or_insert_with(|| ExecutorHandle::start(config, ctx.address().recipient()))
+        self.executor.get_or_insert_with(|| {
+            let addr = ctx.address();
+            ExecutorHandle::start(config, addr.clone().recipient(), addr.recipient())
+        })
     }
 
     /// Sends an event to every joined session, numbered by `seq`.
@@ -726,10 +728,26 @@ impl Handler<IdleCheck> for NotebookRoom {
     }
 }
 
+impl Handler<ExecEvents> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, events: ExecEvents, ctx: &mut Self::Context) {
+        for event in events.0 {
+            self.on_exec_event(event, ctx);
+        }
+    }
+}
+
 impl Handler<ExecEvent> for NotebookRoom {
     type Result = ();
 
     fn handle(&mut self, event: ExecEvent, ctx: &mut Self::Context) {
+        self.on_exec_event(event, ctx);
+    }
+}
+
+impl NotebookRoom {
+    fn on_exec_event(&mut self, event: ExecEvent, ctx: &mut Context<Self>) {
         if !self.run.is_current(event.token, &event.cell_id) {
             return;
         }

@@ -20,7 +20,7 @@ use crate::notebook::analysis::sql_to_positional;
 use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
-use super::messages::{ExecEvent, ExecEventKind, Finished, Outcome};
+use super::messages::{ExecEvent, ExecEventKind, ExecEvents, Finished, Outcome};
 use super::quota::KernelSlot;
 
 /// What a cell asks the executor to do.
@@ -158,8 +158,12 @@ pub struct ExecutorHandle {
 }
 
 impl ExecutorHandle {
-    /// Starts the executor task; events go to `events`.
-    pub fn start(config: ExecutorConfig, events: Recipient<ExecEvent>) -> ExecutorHandle {
+    /// Starts the executor task; events go to `events`, a plan's small ones in `batches`.
+    pub fn start(
+        config: ExecutorConfig,
+        events: Recipient<ExecEvent>,
+        batches: Recipient<ExecEvents>,
+    ) -> ExecutorHandle {
         let (jobs, rx) = mpsc::unbounded_channel();
         let targets = Arc::new(Mutex::new(InterruptTargets::default()));
         let worker = Worker {
@@ -167,6 +171,7 @@ impl ExecutorHandle {
             kernel: None,
             slot: None,
             events,
+            batches,
             targets: targets.clone(),
         };
         tokio::spawn(worker.run(rx));
@@ -238,6 +243,7 @@ struct Worker {
     /// The quota slot the kernel lives in; released only once the kernel is gone.
     slot: Option<KernelSlot>,
     events: Recipient<ExecEvent>,
+    batches: Recipient<ExecEvents>,
     targets: Arc<Mutex<InterruptTargets>>,
 }
 
@@ -730,7 +736,7 @@ impl Worker {
         }
         let timeout = self.config.timeout;
         let targets = self.targets.clone();
-        let events = self.events.clone();
+        let events = self.batches.clone();
         let kernel = match self.ensure_kernel().await {
             Ok(kernel) => kernel,
             Err(e) => {
@@ -832,56 +838,77 @@ async fn plan_watchdog(
     }
 }
 
-/// Hands a plan's events to the room one at a time (see `run_in_kernel` for why); returns
-/// whether the kernel died.
+/// Most stream text handed to the room in one batch.
+const BATCH_TEXT_BYTES: usize = 64 * 1024;
+/// Most events handed to the room in one batch.
+const BATCH_EVENTS: usize = 512;
+
+/// Hands a plan's events to the room in order, in batches of what has arrived, and waits
+/// for each batch to be handled before the next: a burst of large outputs must reach the
+/// sessions a bit at a time (see `run_in_kernel`), so an output always ends its batch.
+/// Returns whether the kernel died.
 async fn forward_plan_events(
     token: u64,
     ids: Vec<String>,
     mut rx: mpsc::UnboundedReceiver<PlanEvent>,
-    events: Recipient<ExecEvent>,
+    events: Recipient<ExecEvents>,
     clock: Arc<Mutex<StepClock>>,
     timeout: Duration,
 ) -> bool {
     let mut died = false;
     let mut started_at: Option<std::time::Instant> = None;
-    while let Some(event) = rx.recv().await {
-        let (step, kind) = match event {
-            PlanEvent::Started(step) => {
-                started_at = Some(std::time::Instant::now());
-                if let Ok(mut c) = clock.lock() {
-                    c.running = Some((step, tokio::time::Instant::now()));
-                }
-                (step, ExecEventKind::Started)
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut text_bytes = 0;
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            let ends_batch = matches!(event, PlanEvent::Output { .. });
+            if let PlanEvent::Stream { text, .. } = &event {
+                text_bytes += text.len();
             }
-            PlanEvent::Stream { step, name, text } => (step, ExecEventKind::Stream { name, text }),
-            PlanEvent::Output { step, output } => {
-                (step, ExecEventKind::Output(output_json(output)))
-            }
-            PlanEvent::Done { step, result } => {
-                if let Ok(mut c) = clock.lock() {
-                    c.running = None;
-                }
-                let timed_out = started_at.take().is_some_and(|at| at.elapsed() >= timeout);
-                let finished = match result {
-                    StepResult::Ran(result) => {
-                        died |= matches!(result, ExecResult::Died(_));
-                        finish_kernel_result(result, timed_out, timeout)
+            let (step, kind) = match event {
+                PlanEvent::Started(step) => {
+                    started_at = Some(std::time::Instant::now());
+                    if let Ok(mut c) = clock.lock() {
+                        c.running = Some((step, tokio::time::Instant::now()));
                     }
-                    StepResult::Blocked => Finished::not_run(Outcome::Blocked),
-                    StepResult::Cancelled => Finished::not_run(Outcome::Cancelled),
-                };
-                (step, ExecEventKind::Finished(finished))
+                    (step, ExecEventKind::Started)
+                }
+                PlanEvent::Stream { step, name, text } => {
+                    (step, ExecEventKind::Stream { name, text })
+                }
+                PlanEvent::Output { step, output } => {
+                    (step, ExecEventKind::Output(output_json(output)))
+                }
+                PlanEvent::Done { step, result } => {
+                    if let Ok(mut c) = clock.lock() {
+                        c.running = None;
+                    }
+                    let timed_out = started_at.take().is_some_and(|at| at.elapsed() >= timeout);
+                    let finished = match result {
+                        StepResult::Ran(result) => {
+                            died |= matches!(result, ExecResult::Died(_));
+                            finish_kernel_result(result, timed_out, timeout)
+                        }
+                        StepResult::Blocked => Finished::not_run(Outcome::Blocked),
+                        StepResult::Cancelled => Finished::not_run(Outcome::Cancelled),
+                    };
+                    (step, ExecEventKind::Finished(finished))
+                }
+            };
+            if let Some(cell_id) = ids.get(step) {
+                batch.push(ExecEvent {
+                    token,
+                    cell_id: cell_id.clone(),
+                    kind,
+                });
             }
-        };
-        let Some(cell_id) = ids.get(step) else {
-            continue;
-        };
-        let event = ExecEvent {
-            token,
-            cell_id: cell_id.clone(),
-            kind,
-        };
-        if events.send(event).await.is_err() {
+            if ends_batch || text_bytes >= BATCH_TEXT_BYTES || batch.len() >= BATCH_EVENTS {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if events.send(ExecEvents(batch)).await.is_err() {
             break;
         }
     }

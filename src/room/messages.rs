@@ -115,6 +115,12 @@ pub struct ExecEvent {
     pub kind: ExecEventKind,
 }
 
+/// Executor events that arrived together, handled in order in one go (a plan's small
+/// events: starts, ends, short text).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ExecEvents(pub Vec<ExecEvent>);
+
 /// The notebook as JSON (GET).
 #[derive(Message)]
 #[rtype(result = "Result<Value, ApiError>")]
