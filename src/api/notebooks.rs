@@ -88,6 +88,14 @@ pub async fn create(
         .create_notebook(row, state.config.quotas.notebooks_per_user, first_cells)
         .await?;
     log::info!("user {} created notebook {}", user.user_id, row.id);
+    // Open its room now, in the background: its kernel starts while the client adds cells,
+    // so the first run does not wait for Python.
+    let (rooms, owner, id) = (state.rooms.clone(), user.user_id.clone(), row.id.clone());
+    actix_web::rt::spawn(async move {
+        if let Err(e) = rooms.open(&owner, &id, Role::Owner).await {
+            log::debug!("opening new notebook {id} ahead of use: {e}");
+        }
+    });
     Ok(HttpResponse::Ok().json(json!({ "notebook_id": row.id })))
 }
 

@@ -23,8 +23,43 @@ names = {"base": prefix, "platbase": prefix, "installed_base": prefix, "installe
 print(json.dumps(sorted({sysconfig.get_path(k, scheme, names) for k in ("purelib", "platlib")})))
 "#;
 
-/// Site-packages directories found so far, by interpreter and layer.
-type SiteDirsCache = HashMap<(String, PathBuf), Vec<PathBuf>>;
+/// Site-packages directories relative to a layer's root, by interpreter.
+type SiteDirsCache = HashMap<String, Vec<PathBuf>>;
+
+/// A prefix no layer has, to read the site-packages layout relative to any prefix.
+const PROBE_PREFIX: &str = "/reactive-notebook-layer-probe";
+
+/// Asks `python` where packages land under a prefix, relative to it.
+async fn relative_site_dirs(python: &str) -> Result<Vec<PathBuf>, String> {
+    let out = Command::new(python)
+        .arg("-I")
+        .arg("-c")
+        .arg(SITE_DIRS_SCRIPT)
+        .arg(PROBE_PREFIX)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{python} cannot name its site-packages: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let dirs: Vec<PathBuf> = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{python} answered the site-packages query oddly: {e}"))?;
+    dirs.iter()
+        .map(|d| {
+            d.strip_prefix(PROBE_PREFIX)
+                .map(Path::to_path_buf)
+                .ok()
+                .filter(|r| r.is_relative() && !r.as_os_str().is_empty())
+                .ok_or_else(|| {
+                    format!("{python} puts packages outside the prefix: {}", d.display())
+                })
+        })
+        .collect()
+}
 
 /// One notebook's layer.
 #[derive(Debug, Clone)]
@@ -48,33 +83,22 @@ impl Layer {
 
     /// Where packages land inside the layer for `python` (its site-packages directories).
     pub async fn site_dirs(&self, python: &str) -> Result<Vec<PathBuf>, String> {
+        // The directories relative to the prefix depend on the interpreter only, so Python is
+        // asked once per interpreter, not once per notebook (a kernel start waits for it).
         static CACHE: OnceLock<Mutex<SiteDirsCache>> = OnceLock::new();
         let cache = CACHE.get_or_init(Mutex::default);
-        let key = (python.to_string(), self.root.clone());
-        if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(found);
-        }
-        let out = Command::new(python)
-            .arg("-I")
-            .arg("-c")
-            .arg(SITE_DIRS_SCRIPT)
-            .arg(&self.root)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| format!("cannot run {python}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{python} cannot name its site-packages: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let dirs: Vec<PathBuf> = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("{python} answered the site-packages query oddly: {e}"))?;
-        if let Ok(mut c) = cache.lock() {
-            c.insert(key, dirs.clone());
-        }
-        Ok(dirs)
+        let found = cache.lock().ok().and_then(|c| c.get(python).cloned());
+        let relative = match found {
+            Some(relative) => relative,
+            None => {
+                let relative = relative_site_dirs(python).await?;
+                if let Ok(mut c) = cache.lock() {
+                    c.insert(python.to_string(), relative.clone());
+                }
+                relative
+            }
+        };
+        Ok(relative.iter().map(|r| self.root.join(r)).collect())
     }
 
     /// Creates the layer and its (empty) site-packages so a kernel can mount and import from it
