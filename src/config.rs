@@ -173,6 +173,8 @@ pub struct Config {
     pub kernel_limits: KernelLimits,
     /// Per-user and server-wide quotas.
     pub quotas: Quotas,
+    /// Spare kernels kept started for new notebooks (`KERNEL_POOL`; 0 = none).
+    pub kernel_pool: usize,
     /// Which hosts SQL cells may reach.
     pub sql_hosts: SqlHostPolicy,
     /// Seconds a notebook room lingers with no sessions and no work before it stops.
@@ -216,6 +218,8 @@ impl Config {
             kernel_memory_mb: 2048,
             kernel_limits: KernelLimits::default(),
             quotas: Quotas::defaults_for(2048),
+            // The command line defaults to 1; built in code (tests, tools) there is none.
+            kernel_pool: 0,
             sql_hosts: SqlHostPolicy::default(),
             room_idle_secs: 300,
             ws_auth_timeout_secs: 10,
@@ -330,6 +334,9 @@ pub struct Settings {
     /// Live kernels on this server (default: memory / KERNEL_MEMORY_MB).
     #[arg(long, global = true, env = "MAX_KERNELS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_kernels: Option<u64>,
+    /// Spare kernels kept started, so a new notebook's first run does not wait for Python.
+    #[arg(long, global = true, env = "KERNEL_POOL", default_value_t = 1)]
+    pub kernel_pool: u64,
     /// Notebooks per user.
     #[arg(long, global = true, env = "NOTEBOOKS_PER_USER", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub notebooks_per_user: u64,
@@ -491,6 +498,7 @@ impl Settings {
             notebooks_per_user: self.notebooks_per_user,
             cells_per_notebook: self.cells_per_notebook,
         };
+        config.kernel_pool = to_usize(self.kernel_pool);
         config.sql_hosts = SqlHostPolicy {
             allowed: comma_list(&self.sql_allowed_hosts),
             denied: comma_list(&self.sql_denied_hosts),

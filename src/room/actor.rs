@@ -110,6 +110,7 @@ impl NotebookRoom {
             timeout: Duration::from_secs(config.kernel_timeout_secs),
             limits: config.kernel_limits.clone(),
             sql_hosts: Arc::new(HostPolicy::from_settings_or_refuse_all(&config.sql_hosts)),
+            pool: registry.kernel_pool(),
         };
         let (persist, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_loop(store.clone(), notebook.id.clone(), rx));
@@ -416,9 +417,13 @@ impl NotebookRoom {
             let plan = staleness::plan(&self.state, &roots, |_| false);
             self.unqueue_except(&plan.order);
             self.start_run(plan, ctx);
-        } else if let Some(ticket) = self.slot {
-            // The run is over: the kernel is idle and may be stopped for someone else's run.
-            self.quota.finish(ticket);
+        } else {
+            // The run is over: what its cells defined, and the kernel may be stopped for
+            // someone else's run.
+            self.send_variables_request(ctx);
+            if let Some(ticket) = self.slot {
+                self.quota.finish(ticket);
+            }
         }
     }
 

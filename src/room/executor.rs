@@ -21,6 +21,7 @@ use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
 
 use super::messages::{ExecEvent, ExecEventKind, ExecEvents, Finished, Outcome};
+use super::pool::{KernelPool, TakeSpare};
 use super::quota::KernelSlot;
 
 /// What a cell asks the executor to do.
@@ -121,6 +122,8 @@ pub struct ExecutorConfig {
     pub limits: crate::config::KernelLimits,
     /// Which hosts SQL cells may connect to.
     pub sql_hosts: Arc<HostPolicy>,
+    /// Spare kernels a brand-new notebook may take (`KERNEL_POOL`).
+    pub pool: Option<actix::Addr<KernelPool>>,
 }
 
 /// Why a cell is `queued` while the managed Python environment is provisioned.
@@ -395,7 +398,11 @@ impl Worker {
                 ));
             }
             let python = self.config.environment.python().await;
-            let (extra_env, read_only_dirs) = self.layer_for(&python).await;
+            if let Some(kernel) = self.adopt_spare(&python).await {
+                self.install_kernel(kernel);
+                return self.kernel.as_mut().ok_or(KernelError::Dead);
+            }
+            let (extra_env, read_only_dirs) = layer_env(&self.config.layer, &python).await;
             let config = KernelConfig {
                 python,
                 work_dir: self.config.work_dir.clone(),
@@ -412,14 +419,43 @@ impl Worker {
                     return Err(e);
                 }
             };
-            if let Ok(mut targets) = self.targets.lock() {
-                targets.kernel = Some(kernel.interrupter());
-                targets.pid = kernel.pid();
-                targets.introspector = Some(kernel.introspector());
-            }
-            self.kernel = Some(kernel);
+            self.install_kernel(kernel);
         }
         self.kernel.as_mut().ok_or(KernelError::Dead)
+    }
+
+    fn install_kernel(&mut self, kernel: Kernel) {
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.kernel = Some(kernel.interrupter());
+            targets.pid = kernel.pid();
+            targets.introspector = Some(kernel.introspector());
+        }
+        self.kernel = Some(kernel);
+    }
+
+    /// A spare kernel from the pool, for a brand-new notebook (no work dir, no package layer
+    /// yet) whose kernel would run `python`.
+    async fn adopt_spare(&self, python: &str) -> Option<Kernel> {
+        let pool = self.config.pool.as_ref()?;
+        let (work_dir, layer_root) = (&self.config.work_dir, &self.config.layer.root);
+        if work_dir.exists() || layer_root.exists() {
+            return None;
+        }
+        let take = TakeSpare {
+            python: python.to_string(),
+        };
+        let spare = pool.send(take).await.ok().flatten()?;
+        debug_assert_eq!(spare.python(), python);
+        match spare.adopt(work_dir, layer_root).await {
+            Ok(kernel) => {
+                log::info!("kernel {} taken from the pool", kernel.pid().unwrap_or(0));
+                Some(kernel)
+            }
+            Err(e) => {
+                log::warn!("spare kernel not adopted: {e}");
+                None
+            }
+        }
     }
 
     /// Waits, shown as `queued` with the reason, while the Python environment is provisioned
@@ -648,35 +684,6 @@ impl Worker {
 }
 
 impl Worker {
-    /// The kernel's view of the notebook's package layer: `PYTHONPATH` and the directory to
-    /// mount read-only. Without a usable layer the kernel simply starts without it.
-    async fn layer_for(&self, python: &str) -> (Vec<(String, String)>, Vec<PathBuf>) {
-        let layer = &self.config.layer;
-        let prepared = match layer.site_dirs(python).await {
-            Ok(dirs) => layer.ensure(&dirs).map(|_| dirs).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        match prepared {
-            Ok(dirs) => (
-                vec![
-                    (
-                        "PYTHONPATH".to_string(),
-                        crate::pyenv::packages::install::join_paths(&dirs),
-                    ),
-                    (
-                        "PACKAGE_LAYER_MANIFEST".to_string(),
-                        layer.manifest().display().to_string(),
-                    ),
-                ],
-                vec![layer.root.clone()],
-            ),
-            Err(e) => {
-                log::warn!("package layer {} unusable: {e}", layer.root.display());
-                (Vec::new(), Vec::new())
-            }
-        }
-    }
-
     /// Binds a database query's result table to `name` in the kernel, then shows it. Only the
     /// rows the query returned (at most `max_rows`) are bound.
     async fn bind_result(&mut self, name: &str, output: Value) -> Finished {
@@ -936,6 +943,37 @@ fn finish_kernel_result(result: ExecResult, timed_out: bool, timeout: Duration) 
                 // `reason` reads "kernel died (...)" or "kernel broke the protocol (...)".
                 format!("The {reason}; a fresh kernel was started and all values are gone")
             })
+        }
+    }
+}
+
+/// A kernel's view of a package layer: `PYTHONPATH` and the directory to mount read-only.
+/// Without a usable layer the kernel simply starts without it.
+pub(super) async fn layer_env(
+    layer: &crate::pyenv::packages::Layer,
+    python: &str,
+) -> (Vec<(String, String)>, Vec<PathBuf>) {
+    let prepared = match layer.site_dirs(python).await {
+        Ok(dirs) => layer.ensure(&dirs).map(|_| dirs).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match prepared {
+        Ok(dirs) => (
+            vec![
+                (
+                    "PYTHONPATH".to_string(),
+                    crate::pyenv::packages::install::join_paths(&dirs),
+                ),
+                (
+                    "PACKAGE_LAYER_MANIFEST".to_string(),
+                    layer.manifest().display().to_string(),
+                ),
+            ],
+            vec![layer.root.clone()],
+        ),
+        Err(e) => {
+            log::warn!("package layer {} unusable: {e}", layer.root.display());
+            (Vec::new(), Vec::new())
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod executor;
 pub mod messages;
 pub mod outbox;
 pub mod packages;
+pub mod pool;
 pub mod quota;
 pub mod registry;
 pub mod run;

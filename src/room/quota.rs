@@ -105,7 +105,8 @@ impl Ledger {
             .filter_map(|t| self.entries.get(t).map(|e| (*t, e)))
             .filter(|(_, e)| !e.stopping && !e.busy)
             .filter(|(_, e)| owner.is_none_or(|o| e.owner == o))
-            .min_by_key(|(_, e)| e.last_used)
+            // Spare kernels first: stopping one loses nobody's values.
+            .min_by_key(|(_, e)| (e.owner != super::pool::SPARE_OWNER, e.last_used))
             .map(|(t, _)| t)
     }
 }

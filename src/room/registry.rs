@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 
 use super::actor::NotebookRoom;
+use super::pool::{KernelPool, PoolConfig};
 use super::quota::KernelQuota;
 use crate::collab::members;
 use crate::collab::roles::{self, Role};
@@ -30,12 +31,15 @@ pub struct RoomRegistry {
     environment: Environment,
     /// Notebooks to run once when their room first opens (a new user's demo).
     autorun: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Spare kernels for new notebooks, when `KERNEL_POOL` > 0 and kernels get a mount view.
+    pool: Option<Addr<KernelPool>>,
 }
 
 impl RoomRegistry {
     /// An empty registry.
     pub fn new(store: Store, config: Arc<Config>, environment: Environment) -> RoomRegistry {
         let quota = KernelQuota::new(config.quotas.kernels_per_user, config.quotas.max_kernels);
+        let pool = start_pool(&config, &environment, &quota);
         RoomRegistry {
             rooms: Arc::default(),
             store,
@@ -43,7 +47,13 @@ impl RoomRegistry {
             quota,
             environment,
             autorun: Arc::default(),
+            pool,
         }
+    }
+
+    /// The spare-kernel pool, if there is one.
+    pub fn kernel_pool(&self) -> Option<Addr<KernelPool>> {
+        self.pool.clone()
     }
 
     /// Runs the notebook's first cell (and so everything downstream) when its room first
@@ -190,4 +200,29 @@ impl RoomRegistry {
             .map(|room| room.send(super::messages::Shutdown));
         futures_util::future::join_all(waits).await;
     }
+}
+
+/// Starts the spare-kernel pool. A spare is handed to a notebook by renaming its folders,
+/// which only a kernel inside its own mount view keeps seeing; without one there is no pool.
+fn start_pool(
+    config: &Config,
+    environment: &Environment,
+    quota: &KernelQuota,
+) -> Option<Addr<KernelPool>> {
+    if config.kernel_pool == 0 {
+        return None;
+    }
+    let report = crate::kernel::sandbox::report(&config.kernel_limits);
+    if !report.active.iter().any(|layer| layer == "mount-view") {
+        log::warn!("KERNEL_POOL ignored: kernels get no mount view on this host (sandbox off or no namespaces)");
+        return None;
+    }
+    let pool = PoolConfig {
+        size: config.kernel_pool,
+        data_dir: config.data_dir.clone(),
+        environment: environment.clone(),
+        memory_mb: config.kernel_memory_mb,
+        limits: config.kernel_limits.clone(),
+    };
+    Some(KernelPool::start(pool, quota.clone()))
 }

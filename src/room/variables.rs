@@ -49,7 +49,7 @@ impl Variables {
 
     /// Takes the cells waiting for a refresh and numbers the refresh (`None` if none wait).
     pub fn start_refresh(&mut self) -> Option<(u64, Vec<String>)> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.in_flight {
             return None;
         }
         self.in_flight = true;

@@ -58,12 +58,14 @@ impl NotebookRoom {
     /// Asks the kernel, without waiting, about the names `cell_id` defines (it just ran);
     /// while an earlier request is answered, cells that ran meanwhile wait for the next one.
     pub(super) fn refresh_variables(&mut self, cell_id: &str, ctx: &mut Context<Self>) {
-        if self.variables.ran(cell_id) {
+        // During a run the cells are only noted: one refresh (and one broadcast of the table)
+        // when the run ends, so per-cell work does not grow with the notebook.
+        if self.variables.ran(cell_id) && !self.run.active() {
             self.send_variables_request(ctx);
         }
     }
 
-    fn send_variables_request(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn send_variables_request(&mut self, ctx: &mut Context<Self>) {
         let introspector = self
             .executor
             .as_ref()
