@@ -194,7 +194,8 @@ impl NotebookRoom {
                 status: cell.status.as_str().to_string(),
                 stdout: cell.stdout.clone(),
                 error: cell.error.clone(),
-                outputs: Value::Array(cell.outputs.clone()).to_string(),
+                // Serialized in place: cloning 32 MiB of outputs first would double the peak.
+                outputs: serde_json::to_string(&cell.outputs).unwrap_or_else(|_| "[]".into()),
                 updated_at: chrono::Utc::now().naive_utc(),
             };
             let _ = self.persist.send(PersistJob::Save {
