@@ -197,13 +197,7 @@ impl ExecutorHandle {
     /// Kills the kernel process at once (restart while a cell runs); the executor notices the
     /// death and starts a fresh kernel.
     pub fn kill(&self) {
-        let pid = self.targets.lock().ok().and_then(|t| t.pid);
-        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-            // SAFETY: kill(2) on the kernel we spawned; no memory is touched.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
+        kill_kernel(self.targets.lock().ok().and_then(|t| t.pid));
     }
 
     /// The live kernel's introspector, if a kernel runs.
@@ -546,12 +540,7 @@ impl Worker {
             }
             interrupter.interrupt();
             tokio::time::sleep(KILL_GRACE).await;
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: kill(2) with a pid we spawned; no memory is touched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
+            kill_kernel(pid);
         });
         let started = std::time::Instant::now();
         let already_interrupted = targets_check
@@ -827,12 +816,7 @@ async fn plan_watchdog(
         let now = tokio::time::Instant::now();
         match fired {
             Some((at_step, kill_at)) if at_step == step && now >= kill_at => {
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    // SAFETY: kill(2) with a pid we spawned; no memory is touched.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
+                kill_kernel(pid);
                 return;
             }
             Some((at_step, _)) if at_step == step => {}
@@ -974,6 +958,16 @@ pub(super) async fn layer_env(
         Err(e) => {
             log::warn!("package layer {} unusable: {e}", layer.root.display());
             (Vec::new(), Vec::new())
+        }
+    }
+}
+
+/// SIGKILLs the kernel process we spawned, if it has a pid.
+fn kill_kernel(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) with a pid we spawned; no memory is touched.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
     }
 }
