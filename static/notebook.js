@@ -49,11 +49,13 @@ export class NotebookController {
       onEvent: (msg) => this.onBroadcast(msg),
       onState: (state, detail) => {
         this.hooks.onConnState(state, detail);
-        if (state !== "live") this.startPollingIfBusy();
+        if (state !== "live") {
+          this.collab.suspend();
+          this.startPollingIfBusy();
+        }
       },
       // (Re)joined: broadcasts may have been missed while we were away.
       onReady: () => {
-        this.collab.reset();
         this.refresh();
       },
       onFatal: (msg) => this.hooks.onFatal?.(msg),
@@ -180,6 +182,11 @@ export class NotebookController {
   // --- Live broadcasts ---------------------------------------------------------------
 
   onBroadcast(msg) {
+    // Cursors are ephemeral (no seq).
+    if (msg.type === "cursor") {
+      this.collab.onCursor(msg);
+      return;
+    }
     // Yjs updates commute and repeat harmlessly: applied at once, whatever the seq order.
     if (msg.type === "yjs") {
       this.collab.onUpdate(msg);

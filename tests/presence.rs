@@ -1,4 +1,5 @@
-//! Presence over the WebSocket (join, focus, leave, names from token claims) and the
+//! Presence over the WebSocket (join, focus, leave, names from token claims), remote cursors
+//! (relayed with the sender's identity, checked, hidden when the sender leaves), and the
 //! protocol-hygiene closes (invalid UTF-8 text: 1007; binary before authenticate: 1008).
 
 mod common;
@@ -107,6 +108,133 @@ both_backends!(join_focus_leave, |backend: Backend| async move {
         json!(color),
         "colours are stable"
     );
+    s.finish().await;
+});
+
+/// Joins an invite of `role` to `nb` as `user` (the owner creates it).
+async fn accept_invite(s: &TestServer, nb: &str, user: &str, role: &str) {
+    let (_, invite) = s
+        .post(
+            &format!("/api/notebooks/{nb}/invites"),
+            OWNER,
+            json!({"role": role}),
+        )
+        .await;
+    let code = invite["code"].as_str().expect("code");
+    let (status, _) = s
+        .post(&format!("/api/invites/{code}/accept"), user, json!({}))
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// Joins and returns `cursor` events too.
+async fn join_seeing_cursors(base: &str, nb: &str, token: &str) -> WsClient {
+    let mut client = WsClient::join(base, nb, token).await;
+    client.cursors = true;
+    client
+}
+
+/// Sends an invalid message and reads up to its error: proves nothing else was queued before.
+async fn nothing_pending(ws: &mut WsClient) {
+    ws.send(json!({"type": "run_cell"})).await;
+    let seen = ws.until(T, |v| v["type"] == "error").await;
+    assert_eq!(seen.len(), 1, "unexpected events: {seen:?}");
+}
+
+async fn next_error(ws: &mut WsClient) -> String {
+    let err = ws
+        .until(T, |v| v["type"] == "error")
+        .await
+        .pop()
+        .expect("error");
+    err["message"].as_str().unwrap_or_default().to_string()
+}
+
+both_backends!(remote_cursors, |backend: Backend| async move {
+    const EDITOR: &str = "cursor_editor";
+    let s = TestServer::start(backend).await;
+    let nb = s.new_notebook(OWNER, "cursors").await;
+    let cell = s.new_cell(OWNER, &nb, "python", "x = 1").await;
+    let other = s.new_cell(OWNER, &nb, "python", "y = 2").await;
+    accept_invite(&s, &nb, EDITOR, "editor").await;
+    accept_invite(&s, &nb, GUEST, "viewer").await;
+
+    let mut owner = join_seeing_cursors(&s.base, &nb, &token_for(OWNER)).await;
+    let mut claims = valid_claims(EDITOR);
+    claims["name"] = json!("Eve Editor");
+    let mut editor = join_seeing_cursors(&s.base, &nb, &sign(claims, None)).await;
+    let mut viewer = join_seeing_cursors(&s.base, &nb, &token_for(GUEST)).await;
+
+    // What `Y.relativePositionToJSON` produces: relayed rebuilt, with who and colour added.
+    let anchor = json!({"item": {"client": 4242, "clock": 3}, "assoc": 0});
+    let head = json!({"tname": "code", "assoc": -1});
+    editor.send(json!({"type": "focus", "cellId": cell})).await;
+    editor
+        .send(json!({"type": "cursor", "cellId": cell, "anchor": anchor, "head": head}))
+        .await;
+    for ws in [&mut owner, &mut viewer] {
+        let seen = ws.until(T, |v| v["type"] == "cursor").await;
+        let c = seen.last().expect("cursor");
+        assert_eq!(c["cellId"], json!(cell));
+        assert_eq!(c["user_id"], EDITOR);
+        assert_eq!(c["name"], "Eve Editor");
+        assert!(c["color"].as_str().is_some_and(|c| c.starts_with('#')));
+        assert!(c["session"].is_u64());
+        assert!(
+            c.get("seq").is_none(),
+            "cursors are not numbered broadcasts"
+        );
+        assert_eq!((&c["anchor"], &c["head"]), (&anchor, &head));
+    }
+    // The sender does not get its own cursor back.
+    nothing_pending(&mut editor).await;
+
+    // Viewers cannot send cursors; bad positions and unknown cells are refused.
+    viewer
+        .send(json!({"type": "cursor", "cellId": cell, "anchor": anchor, "head": head}))
+        .await;
+    assert!(next_error(&mut viewer).await.contains("viewers"));
+    for bad in [
+        json!({"type": "cursor", "cellId": cell, "anchor": {"tname": "secret"}, "head": head}),
+        json!({"type": "cursor", "cellId": cell, "anchor": anchor, "head": {"item": {"client": 1u64 << 60, "clock": 0}}}),
+        json!({"type": "cursor", "cellId": cell, "anchor": anchor}),
+        json!({"type": "cursor", "cellId": cell, "anchor": anchor, "head": {"type": {"client": 1, "clock": 1}}}),
+    ] {
+        editor.send(bad.clone()).await;
+        assert!(next_error(&mut editor).await.contains("cursor"), "{bad}");
+    }
+    editor
+        .send(json!({"type": "cursor", "cellId": "no-such-cell", "anchor": anchor, "head": head}))
+        .await;
+    assert!(next_error(&mut editor).await.contains("Cell not found"));
+    nothing_pending(&mut owner).await;
+
+    // Moving to another cell hides the cursor; so does leaving.
+    editor.send(json!({"type": "focus", "cellId": other})).await;
+    let hidden = owner
+        .until(T, |v| v["type"] == "cursor")
+        .await
+        .pop()
+        .expect("cursor");
+    assert_eq!(hidden["cellId"], Value::Null);
+    assert_eq!(hidden["user_id"], EDITOR);
+    editor
+        .send(json!({"type": "cursor", "cellId": other, "anchor": head, "head": head}))
+        .await;
+    let shown = owner
+        .until(T, |v| v["type"] == "cursor")
+        .await
+        .pop()
+        .expect("cursor");
+    assert_eq!(shown["cellId"], json!(other));
+    drop(editor);
+    let gone = owner
+        .until(T, |v| v["type"] == "cursor")
+        .await
+        .pop()
+        .expect("cursor");
+    assert_eq!(gone["cellId"], Value::Null);
+    assert_eq!(gone["session"], shown["session"]);
     s.finish().await;
 });
 

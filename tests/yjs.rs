@@ -187,18 +187,39 @@ async fn malformed_updates_are_refused_and_harmless() {
         json!({"type": "yjs", "cellId": "no-such-cell", "update": "AAA="}),
         json!({"type": "yjs", "cellId": cell_id, "update": BASE64.encode(vec![7u8; 300 * 1024])}),
     ];
+    let certainly_bad = bad.len();
     for len in [1, 3, 8, 40, 200] {
         let garbage: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         bad.push(json!({"type": "yjs", "cellId": cell_id, "update": BASE64.encode(garbage)}));
     }
-    for message in &bad {
+    for (i, message) in bad.iter().enumerate() {
         c.ws.send(message.clone()).await;
-        let v = c.ws.json(T).await;
+        // A marker answered by the room after `message`: everything before it answers that.
+        c.ws.send(json!({"type": "focus", "cellId": "marker"}))
+            .await;
+        let seen =
+            c.ws.until(T, |v| {
+                v["type"] == "error"
+                    && v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("focus"))
+            })
+            .await;
+        let message: String = message.to_string().chars().take(200).collect();
         // A random byte string may happen to be a harmless valid update; otherwise an error.
-        if v["type"] == "yjs" {
-            continue;
+        assert!(seen.len() <= 2, "{message}: {seen:?}");
+        if i < certainly_bad {
+            assert!(
+                seen.len() == 2 && seen[0]["type"] == "error",
+                "{message}: {seen:?}"
+            );
         }
-        assert_eq!(v["type"], "error", "{message}: {v}");
+        if let [answer, _] = seen.as_slice() {
+            assert!(
+                answer["type"] == "error" || answer["type"] == "yjs",
+                "{message}: {answer}"
+            );
+        }
     }
     // The socket and the document are fine: an ordinary edit goes through.
     c.edit(&cell_id, |t, txn| t.insert(txn, 8, "\nmore = 2"))
@@ -296,4 +317,96 @@ async fn a_third_party_js_yjs_client_co_edits() {
     let n = s.notebook(A, &nb).await;
     assert_eq!(cell(&n, &cell_id)["code"], expected);
     s.finish().await;
+}
+
+#[actix_web::test]
+async fn typing_announces_cell_updated_per_pause_not_per_keystroke() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let nb = s.new_empty_notebook(A, "typing").await;
+    let cell_id = s.new_cell(A, &nb, "python", "").await;
+    let mut typist = YClient::join(&s.base, &nb, &token_for(A), 1).await;
+    // A plain client: sees `cell_updated`, not the Yjs updates.
+    let mut watcher = common::ws::WsClient::join(&s.base, &nb, &token_for(A)).await;
+    let typed = "value = 12345 + 678";
+    for (i, ch) in typed.chars().enumerate() {
+        let piece = ch.to_string();
+        typist
+            .edit(&cell_id, move |t, txn| t.insert(txn, i as u32, &piece))
+            .await;
+    }
+    // A run right after typing: its statuses come after the edit's announcement.
+    typist
+        .ws
+        .send(json!({"type": "run_cell", "cellId": cell_id}))
+        .await;
+    let seen = watcher
+        .until(Duration::from_secs(120), |v| {
+            v["type"] == "cell_status" && matches!(v["status"].as_str(), Some("success" | "error"))
+        })
+        .await;
+    let updates: Vec<&serde_json::Value> = seen
+        .iter()
+        .filter(|v| v["type"] == "cell_updated")
+        .collect();
+    assert!(
+        !updates.is_empty() && updates.len() < typed.len() / 2,
+        "{} cell_updated for {} keystrokes",
+        updates.len(),
+        typed.len()
+    );
+    let last_update = seen
+        .iter()
+        .rposition(|v| v["type"] == "cell_updated")
+        .expect("an update");
+    assert_eq!(seen[last_update]["cell"]["code"], typed);
+    let running = seen
+        .iter()
+        .position(|v| v["type"] == "cell_status" && v["status"] == "running")
+        .expect("running");
+    assert!(
+        last_update < running,
+        "the edit is announced before the run: {seen:#?}"
+    );
+    let seqs: Vec<u64> = seen.iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    s.finish().await;
+}
+
+async fn offline_edits_merge_on(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let nb = s.new_empty_notebook(A, "offline").await;
+    let cell_id = s.new_cell(A, &nb, "python", "x = 1\n").await;
+    let token = token_for(A);
+    let mut away = YClient::join(&s.base, &nb, &token, 1).await;
+    let mut stay = YClient::join(&s.base, &nb, &token, 1).await;
+    // `away` loses its connection, then types; `stay` types meanwhile.
+    away.ws.stream.close(None).await.expect("close");
+    away.local_edit(&cell_id, |t, txn| t.insert(txn, 0, "# offline\n"));
+    stay.edit(&cell_id, |t, txn| t.insert(txn, 6, "y = 2\n"))
+        .await;
+    stay.until_relayed(1).await;
+    away.rejoin(&s.base, &nb, &token, 1).await;
+    // Both edits survive, everywhere, and are stored.
+    let want = "# offline\nx = 1\ny = 2\n";
+    stay.until_relayed(2).await;
+    assert_eq!(stay.text(&cell_id), want);
+    assert_eq!(away.text(&cell_id), want);
+    for _ in 0..100 {
+        if cell(&s.notebook(A, &nb).await, &cell_id)["code"] == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cell(&s.notebook(A, &nb).await, &cell_id)["code"], want);
+    s.finish().await;
+}
+
+#[actix_web::test]
+async fn offline_edits_merge_on_rejoin_sqlite() {
+    offline_edits_merge_on(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn offline_edits_merge_on_rejoin_postgres() {
+    offline_edits_merge_on(Backend::Postgres).await;
 }

@@ -27,6 +27,8 @@ struct Entry {
     cell_id: Option<String>,
     /// When the focus last changed (a counter), so a user with several tabs shows the latest.
     focused_at: u64,
+    /// Whether others were last told of a cursor of this session's.
+    cursor_shown: bool,
 }
 
 /// The presence of a room's sessions.
@@ -46,8 +48,24 @@ impl Presence {
                 name,
                 cell_id: None,
                 focused_at: 0,
+                cursor_shown: false,
             },
         );
+    }
+
+    /// A joined session's user id and display name.
+    pub fn identity(&self, session_id: u64) -> Option<(&str, Option<&str>)> {
+        self.sessions
+            .get(&session_id)
+            .map(|e| (e.user_id.as_str(), e.name.as_deref()))
+    }
+
+    /// Records whether others now see a cursor of the session's; answers whether they did.
+    pub fn note_cursor(&mut self, session_id: u64, shown: bool) -> bool {
+        self.sessions
+            .get_mut(&session_id)
+            .map(|e| std::mem::replace(&mut e.cursor_shown, shown))
+            .unwrap_or(false)
     }
 
     /// A session left; true if it was present.

@@ -149,6 +149,9 @@ impl NotebookRoom {
 
     /// Sends an event to every joined session, numbered by `seq`.
     pub(super) fn broadcast(&mut self, mut event: Value) {
+        if self.has_unannounced() && event.get("type").and_then(Value::as_str) != Some("yjs") {
+            self.announce_co_edits();
+        }
         self.seq += 1;
         if let Value::Object(map) = &mut event {
             map.insert("seq".into(), json!(self.seq));
@@ -1182,6 +1185,7 @@ impl Handler<Leave> for NotebookRoom {
     fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
         self.touch();
         self.sessions.remove(&msg.session_id);
+        self.hide_cursor(msg.session_id);
         if self.presence.leave(msg.session_id) {
             self.broadcast_presence();
         }

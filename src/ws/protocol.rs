@@ -26,6 +26,19 @@ pub enum ClientMessage {
         #[serde(rename = "cellId", default)]
         cell_id: Option<String>,
     },
+    /// The client's selection in a cell's text (Yjs relative positions), or `cellId: null`
+    /// when it left the cell.
+    Cursor {
+        /// The cell, or None.
+        #[serde(rename = "cellId", default)]
+        cell_id: Option<String>,
+        /// Where the selection starts.
+        #[serde(default)]
+        anchor: Option<Value>,
+        /// Where it ends (the caret).
+        #[serde(default)]
+        head: Option<Value>,
+    },
     /// Replace the session's token with a fresher one (same user).
     RefreshAuth {
         /// The new JWT.

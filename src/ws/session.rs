@@ -12,9 +12,10 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 
 use super::protocol::{self, ClientMessage};
 use crate::auth::Verifier;
+use crate::collab::cursor::Selection;
 use crate::collab::{Role, SessionRole};
 use crate::config::Config;
-use crate::room::actor::collab::Focus;
+use crate::room::actor::collab::{Focus, MoveCursor};
 use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell, YjsUpdate};
 use crate::room::outbox::Outbox;
 use crate::room::{NotebookRoom, RoomRegistry, Wake};
@@ -276,22 +277,44 @@ impl WsSession {
                 }
             }
             ClientMessage::Focus { cell_id } => {
-                let room = room.clone();
-                ctx.spawn(
-                    async move {
-                        room.send(Focus {
-                            session_id,
-                            cell_id,
-                        })
-                        .await
+                // Sent now (not when first polled), so it reaches the room before a cursor
+                // report that follows it.
+                let request = room.send(Focus {
+                    session_id,
+                    cell_id,
+                });
+                ctx.spawn(request.into_actor(self).map(|result, _, ctx| match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => ctx.text(protocol::error(&format!("focus: {e}"))),
+                    Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                }));
+            }
+            ClientMessage::Cursor { .. } if !self.can_edit() => {
+                ctx.text(protocol::error("cursor refused: viewers cannot edit cells"))
+            }
+            ClientMessage::Cursor {
+                cell_id,
+                anchor,
+                head,
+            } => {
+                let at = match (cell_id, anchor, head) {
+                    (None, _, _) => None,
+                    (Some(cell_id), Some(anchor), Some(head)) => {
+                        match Selection::parse(&anchor, &head) {
+                            Ok(selection) => Some((cell_id, selection)),
+                            Err(e) => return ctx.text(protocol::error(&e.to_string())),
+                        }
                     }
-                    .into_actor(self)
-                    .map(|result, _, ctx| match result {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => ctx.text(protocol::error(&format!("focus: {e}"))),
-                        Err(_) => ctx.text(protocol::error("the notebook is closing")),
-                    }),
-                );
+                    (Some(_), _, _) => {
+                        return ctx.text(protocol::error("cursor needs an anchor and a head"))
+                    }
+                };
+                let request = room.send(MoveCursor { session_id, at });
+                ctx.spawn(request.into_actor(self).map(|result, _, ctx| match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => ctx.text(protocol::error(&format!("cursor: {e}"))),
+                    Err(_) => ctx.text(protocol::error("the notebook is closing")),
+                }));
             }
             ClientMessage::Yjs { .. } if !self.can_edit() => {
                 ctx.text(protocol::error("yjs refused: viewers cannot edit cells"))

@@ -940,6 +940,19 @@ async function coEditingScenario(browser, notebookUrl) {
   const ownerCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const a = await ownerCtx.newPage();
   watch(a, "coeditOwner");
+  // The owner's socket goes through a route the test can cut, to type while disconnected.
+  const outage = { blocked: false, drop: () => {} };
+  await a.routeWebSocket(/\/api\/ws\//, (ws) => {
+    if (outage.blocked) {
+      ws.close({ code: 4000, reason: "test outage" });
+      return;
+    }
+    const server = ws.connectToServer();
+    outage.drop = () => {
+      ws.close({ code: 4000, reason: "test outage" });
+      server.close();
+    };
+  });
   await a.goto(`${base}/#token=${token}`);
   await a.locator("#app").waitFor();
   await a.goto(notebookUrl);
@@ -965,12 +978,36 @@ async function coEditingScenario(browser, notebookUrl) {
   for (const p of pages) await p.waitForFunction(both, n, { timeout: 15_000 });
   const texts = await Promise.all(pages.map((p) => cell(p, n).locator(".cm-content").innerText()));
   assert(texts[0] === texts[1], `both tabs show the same text: ${JSON.stringify(texts)}`);
+  // Each tab shows the other's caret in the cell (remote cursors).
+  for (const p of pages) {
+    await cell(p, n).locator(".cm-ySelectionCaret").first().waitFor({ state: "attached", timeout: 15_000 });
+  }
   await screenshot(a, "coedit-tab-a");
   await screenshot(b, "coedit-tab-b");
+
+  log("co-editing: what was typed while disconnected merges on reconnect");
+  outage.blocked = true;
+  outage.drop();
+  await a.locator("#conn:not([data-state=live])").waitFor({ timeout: 15_000 });
+  await cell(a, n).locator(".cm-content").click();
+  await a.keyboard.press("Control+Home");
+  await a.keyboard.type("# typed offline\n");
+  await cell(b, n).locator(".cm-content").click();
+  await b.keyboard.press("Control+End");
+  await b.keyboard.type("# typed meanwhile");
+  outage.blocked = false;
+  await a.evaluate(() => window.dispatchEvent(new Event("online")));
+  await a.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
+  const merged = (i) => {
+    const t = document.querySelectorAll("section.cell .cm-content")[i]?.innerText || "";
+    return ["alpha = 1", "beta = 2", "# typed offline", "# typed meanwhile"].every((s) => t.includes(s));
+  };
+  for (const p of pages) await p.waitForFunction(merged, n, { timeout: 15_000 });
+  await screenshot(a, "coedit-merged-after-reconnect");
   // The room stored the merged text: a fresh load shows it.
   await a.reload();
   await a.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
-  await a.waitForFunction(both, n, { timeout: 15_000 });
+  await a.waitForFunction(merged, n, { timeout: 15_000 });
 
   // A viewer sees the notebook and the co-edited text live, but the notebook is not editable.
   const v = await joinByInvite(browser, "viewer", viewerToken, await createInvite(a, notebookId, "viewer"), notebookUrl);

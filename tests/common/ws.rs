@@ -24,6 +24,8 @@ pub struct WsClient {
     /// Whether `presence` broadcasts are returned; off by default, so tests about other
     /// events are not disturbed by tabs joining and leaving.
     pub presence: bool,
+    /// Whether `cursor` messages (others' selections) are returned; off by default.
+    pub cursors: bool,
     /// Whether `yjs` messages are returned (Yjs clients) or skipped (everyone else).
     pub keep_yjs: bool,
 }
@@ -39,6 +41,7 @@ impl WsClient {
         WsClient {
             stream,
             presence: false,
+            cursors: false,
             keep_yjs: false,
         }
     }
@@ -77,6 +80,7 @@ impl WsClient {
                 Some(Ok(Message::Text(text))) => {
                     let value: Value = serde_json::from_str(&text).expect("JSON message");
                     let skipped = (value["type"] == "presence" && !self.presence)
+                        || (value["type"] == "cursor" && !self.cursors)
                         || (value["type"] == "yjs" && !self.keep_yjs);
                     if skipped {
                         continue;

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde_json::{json, Value};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, Text, Transact, Update};
+use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
 
 use crate::common::ws::WsClient;
 
@@ -38,6 +38,35 @@ impl YClient {
             assert!(v.get("seq").is_none(), "join state carries no seq: {v}");
         }
         client
+    }
+
+    /// Joins again on a new socket keeping the documents (what was typed while away stays),
+    /// merges the room's full states into them and sends the room what it lacks, the way
+    /// the web UI does after a dropped connection.
+    pub async fn rejoin(&mut self, base: &str, nb: &str, token: &str, cells: usize) {
+        let mut ws = WsClient::join(base, nb, token).await;
+        ws.keep_yjs = true;
+        self.ws = ws;
+        for _ in 0..cells {
+            let v = loop {
+                let v = self.ws.json(Duration::from_secs(20)).await;
+                if v["type"] == "yjs" {
+                    break v;
+                }
+                self.others.push(v);
+            };
+            assert!(v.get("seq").is_none(), "join state carries no seq: {v}");
+            let cell = v["cellId"].as_str().expect("cellId").to_string();
+            let bytes = BASE64
+                .decode(v["update"].as_str().expect("update"))
+                .expect("base64 update");
+            let update = Update::decode_v1(&bytes).expect("a Yjs v1 update");
+            let server = update.state_vector();
+            self.apply(&v);
+            let doc = self.docs.get(&cell).expect("a document for the cell");
+            let missing = doc.transact().encode_state_as_update_v1(&server);
+            self.send_update(&cell, &missing).await;
+        }
     }
 
     /// Reads until the next `yjs` event and applies it.

@@ -3,10 +3,13 @@
 
 use actix::prelude::*;
 
+use std::sync::Arc;
+
 use super::NotebookRoom;
+use crate::collab::cursor::{self, CursorOwner, Selection};
 use crate::collab::Role;
 use crate::error::ApiError;
-use crate::room::outbox::CloseOrder;
+use crate::room::outbox::{CloseOrder, Pushed};
 use crate::room::Wake;
 
 /// Close code for a socket whose user lost access (policy violation, like a refused join).
@@ -20,6 +23,16 @@ pub struct Focus {
     pub session_id: u64,
     /// The cell, which must exist.
     pub cell_id: Option<String>,
+}
+
+/// A session's selection moved (`Some`) or it left every cell (`None`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct MoveCursor {
+    /// The session's id in the room.
+    pub session_id: u64,
+    /// The cell (which must exist) and the checked selection in it.
+    pub at: Option<(String, Selection)>,
 }
 
 /// A user's membership changed: `Some(role)` is their new role, `None` means removed.
@@ -40,6 +53,65 @@ impl NotebookRoom {
     }
 }
 
+impl NotebookRoom {
+    /// Relays a session's cursor to every other session. Cursors are ephemeral: no `seq`,
+    /// nothing stored, and a tab that joins later only sees the next move.
+    pub(super) fn relay_cursor(&mut self, session_id: u64, at: Option<(&str, &Selection)>) {
+        let Some((user_id, name)) = self.presence.identity(session_id) else {
+            return;
+        };
+        let owner = CursorOwner {
+            session_id,
+            user_id,
+            name,
+        };
+        let message = Arc::new(cursor::event(&owner, at).to_string());
+        self.sessions.retain(|id, session| {
+            if *id == session_id {
+                return true;
+            }
+            match session.outbox.push(message.clone()) {
+                Pushed::Wake => {
+                    session.wake.do_send(Wake);
+                    true
+                }
+                Pushed::Queued => true,
+                Pushed::Dropped => {
+                    session.wake.do_send(Wake);
+                    false
+                }
+            }
+        });
+    }
+}
+
+impl NotebookRoom {
+    /// A session left its cell (or the room): others stop showing its cursor.
+    pub(super) fn hide_cursor(&mut self, session_id: u64) {
+        if self.presence.note_cursor(session_id, false) {
+            self.relay_cursor(session_id, None);
+        }
+    }
+}
+
+impl Handler<MoveCursor> for NotebookRoom {
+    type Result = Result<(), ApiError>;
+
+    fn handle(&mut self, msg: MoveCursor, _: &mut Self::Context) -> Self::Result {
+        if let Some((cell_id, _)) = &msg.at {
+            if self.state.cell(cell_id).is_none() {
+                return Err(ApiError::NotFound("Cell not found".into()));
+            }
+        }
+        let at = msg.at.as_ref().map(|(cell, sel)| (cell.as_str(), sel));
+        let was_shown = self.presence.note_cursor(msg.session_id, at.is_some());
+        if at.is_some() || was_shown {
+            self.relay_cursor(msg.session_id, at);
+        }
+        Ok(())
+    }
+}
+
 impl Handler<Focus> for NotebookRoom {
     type Result = Result<(), ApiError>;
 
@@ -50,6 +122,7 @@ impl Handler<Focus> for NotebookRoom {
             }
         }
         if self.presence.focus(msg.session_id, msg.cell_id) {
+            self.hide_cursor(msg.session_id);
             self.broadcast_presence();
         }
         Ok(())

@@ -22,6 +22,10 @@ use crate::room::Wake;
 /// How long typing may go on before the merged text is written to the database.
 const SAVE_AFTER: Duration = Duration::from_millis(300);
 
+/// How long `cell_updated` for co-edited text may lag: typing yields one per pause, not one
+/// per keystroke (Yjs clients already have the text; the rest is names and errors).
+const ANNOUNCE_AFTER: Duration = Duration::from_millis(100);
+
 /// A room's co-editing state.
 #[derive(Default)]
 pub struct Collab {
@@ -30,6 +34,9 @@ pub struct Collab {
     /// Cells whose live code is newer than the stored one.
     unsaved: HashSet<String>,
     save_scheduled: bool,
+    /// Cells whose `cell_updated` is owed, in the order they changed.
+    unannounced: Vec<String>,
+    announce_scheduled: bool,
 }
 
 impl NotebookRoom {
@@ -74,6 +81,19 @@ impl NotebookRoom {
         }
     }
 
+    /// Sends the owed `cell_updated` events. Every other broadcast calls this first, so no
+    /// client sees a later event (a run's status, a move) before the edit it follows.
+    pub(super) fn announce_co_edits(&mut self) {
+        for cell_id in std::mem::take(&mut self.collab.unannounced) {
+            self.broadcast_cell_updated(&cell_id);
+        }
+    }
+
+    /// Whether a `cell_updated` is owed.
+    pub(super) fn has_unannounced(&self) -> bool {
+        !self.collab.unannounced.is_empty()
+    }
+
     /// Takes the cells whose live code is not stored yet, with that code.
     pub(super) fn take_unsaved_code(&mut self) -> Vec<(String, String)> {
         let ids: Vec<String> = self.collab.unsaved.drain().collect();
@@ -112,7 +132,16 @@ impl NotebookRoom {
         self.forget(stale);
         self.graph_changed(cell_id);
         self.mark_edited_stale(marks);
-        self.broadcast_cell_updated(cell_id);
+        if !self.collab.unannounced.iter().any(|id| id == cell_id) {
+            self.collab.unannounced.push(cell_id.to_string());
+        }
+        if !self.collab.announce_scheduled {
+            self.collab.announce_scheduled = true;
+            ctx.run_later(ANNOUNCE_AFTER, |room, _| {
+                room.collab.announce_scheduled = false;
+                room.announce_co_edits();
+            });
+        }
         self.collab.unsaved.insert(cell_id.to_string());
         if !self.collab.save_scheduled {
             self.collab.save_scheduled = true;
