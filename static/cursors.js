@@ -51,12 +51,13 @@ class CellAwareness {
   }
 }
 
-/** A position another client sent, if it resolves in `doc` (else null: never hand the
- *  editor one that throws). */
+/** A position another client sent, as a Y.RelativePosition if it resolves in `doc` (else null:
+ *  never hand the editor one that throws). The editor needs the object form: the JSON form
+ *  leaves out null fields, which Yjs reads as present. */
 function resolvable(json, doc) {
   try {
     const pos = Y.createRelativePositionFromJSON(json);
-    return Y.createAbsolutePositionFromRelativePosition(pos, doc) ? json : null;
+    return Y.createAbsolutePositionFromRelativePosition(pos, doc) ? pos : null;
   } catch {
     return null;
   }

@@ -34,6 +34,27 @@ async function screenshot(page, name) {
 
 /** The n-th cell (0-based) on a page. */
 const cell = (page, n) => page.locator("section.cell").nth(n);
+/** Defines `window.__cellCode(i)` in every page of a context: the code shown in the i-th cell's
+ *  editor without other users' carets, which y-codemirror.next draws inside the text (their
+ *  name and zero-width joiners would otherwise be part of `innerText`). */
+function cellCodeScript() {
+  window.__cellCode = (i) => {
+    const content = document.querySelectorAll("section.cell .cm-content")[i];
+    if (!content) return null;
+    return [...content.querySelectorAll(".cm-line")]
+      .map((line) => {
+        let text = "";
+        const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (!node.parentElement.closest(".cm-ySelectionCaret")) text += node.data;
+        }
+        return text;
+      })
+      .join("\n");
+  };
+}
+/** The code shown in cell `n` of `page` (see `cellCodeScript`). */
+const code = (page, n) => page.evaluate((i) => window.__cellCode(i), n);
 
 /** Scrolls so the whole cell, results included, is on screen for the screenshot. */
 async function showCell(page, n) {
@@ -122,6 +143,7 @@ const browser = await chromium.launch({
   ],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+await context.addInitScript(cellCodeScript);
 const consoleErrors = [];
 function watch(page, name) {
   page.on("pageerror", (err) => consoleErrors.push(`${name}: ${err.message}`));
@@ -193,7 +215,7 @@ try {
   await page.keyboard.press("Control+Enter");
   await waitOutput(page, 2, "30");
   log("tab 1 shows 30");
-  await page2.waitForFunction(() => document.querySelector("section.cell .cm-content")?.innerText.trim() === "x = 2", null, { timeout: 15_000 });
+  await page2.waitForFunction(() => window.__cellCode(0)?.trim() === "x = 2", null, { timeout: 15_000 });
   await waitOutput(page2, 2, "30");
   log("tab 2 sees the edit and 30 without reloading");
   await screenshot(page, "tab1-after-x2");
@@ -350,11 +372,11 @@ try {
   for (let i = 0; i < 100; i++) {
     const nb = await (await fetch(`${base}/api/notebooks/${notebookId}`, { headers: { Authorization: `Bearer ${token}` } })).json();
     serverCode = nb.cells.find((c) => c.id === cellId).code;
-    const shown = await cell(page, n).locator(".cm-content").innerText();
+    const shown = await code(page, n);
     if (shown === serverCode && serverCode.includes("# theirs")) break;
     await page.waitForTimeout(100);
   }
-  assert((await cell(page, n).locator(".cm-content").innerText()) === serverCode, `the tab shows the merged code ${JSON.stringify(serverCode)}`);
+  assert((await code(page, n)) === serverCode, `the tab shows the merged code ${JSON.stringify(serverCode)}`);
   assert(serverCode.includes("# theirs"), `the other save is in the merged code ${JSON.stringify(serverCode)}`);
   assert((await page.locator(".toast.error", { hasText: "changed elsewhere" }).count()) === 0, "no conflict toast");
   log("concurrent edit merged:", JSON.stringify(serverCode));
@@ -668,14 +690,14 @@ async function cellsFeatureScenarios(page, notebookUrl) {
 
   // --- Undo a cell delete ---------------------------------------------------------------------------------
   const before = await cellIds(page);
-  const doomedCode = await cell(page, 2).locator(".cm-content").innerText();
+  const doomedCode = await code(page, 2);
   await cell(page, 2).getByRole("button", { name: "Delete cell" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n - 1, before.length);
   await page.locator(".toast", { hasText: "Cell deleted" }).getByRole("button", { name: "Undo" }).click();
   await page.waitForFunction((n) => document.querySelectorAll("section.cell").length === n, before.length);
   const restored = cell(page, 2);
   assert((await restored.getAttribute("data-cell-id")) !== before[2], "undo re-creates the cell (new id)");
-  assert((await restored.locator(".cm-content").innerText()) === doomedCode, "with its code");
+  assert((await code(page, 2)) === doomedCode, "with its code");
   assert(await restored.evaluate((c) => c.classList.contains("python")), "and its type, at its position");
   await page2.waitForFunction((n) => document.querySelectorAll("section.cell").length === n, before.length);
   await page2.close();
@@ -746,7 +768,7 @@ async function importExportScenario(context, notebookUrl) {
   await page.locator("#notebook-list li.current a", { hasText: "Imported demo" }).waitFor();
   await waitCount(page.locator("section.cell"), 3, "imported cells");
   await page.locator(".toast", { hasText: "IPython magics" }).waitFor();
-  assert((await cell(page, 1).locator(".cm-content").innerText()).includes("# [import]"), "the magic cell is flagged");
+  assert((await code(page, 1)).includes("# [import]"), "the magic cell is flagged");
   await setCode(page, 2, "a = 41\na + 1");
   await page.keyboard.press("Control+Enter");
   await waitOutput(page, 2, "42");
@@ -785,7 +807,7 @@ async function introspectionScenario(context, notebookUrl) {
   await page.waitForTimeout(200);
   await page.keyboard.press("Enter");
   await page.waitForFunction(
-    (i) => document.querySelectorAll("section.cell .cm-content")[i]?.innerText.trim() === "y.bit_length",
+    (i) => window.__cellCode(i)?.trim() === "y.bit_length",
     n,
   );
   // Tab after a dot completes too.
@@ -795,7 +817,7 @@ async function introspectionScenario(context, notebookUrl) {
   await page.waitForTimeout(200);
   await page.keyboard.press("Enter");
   await page.waitForFunction(
-    (i) => document.querySelectorAll("section.cell .cm-content")[i]?.innerText.trim() === "y.bit_length\nx.as_integer_ratio",
+    (i) => window.__cellCode(i)?.trim() === "y.bit_length\nx.as_integer_ratio",
     n,
   );
   // Shift+Tab on a name shows its signature and docstring.
@@ -922,6 +944,7 @@ async function createInvite(ownerPage, notebookId, role) {
 /** A new browser context signed in as another user, who accepts `code` and opens the notebook. */
 async function joinByInvite(browser, name, userToken, code, notebookUrl) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ctx.addInitScript(cellCodeScript);
   const p = await ctx.newPage();
   watch(p, name);
   await p.goto(`${base}/#token=${userToken}`);
@@ -938,6 +961,7 @@ async function coEditingScenario(browser, notebookUrl) {
   log("co-editing: two users type into one cell; a viewer cannot");
   const notebookId = new URL(notebookUrl).pathname.split("/").pop();
   const ownerCtx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ownerCtx.addInitScript(cellCodeScript);
   const a = await ownerCtx.newPage();
   watch(a, "coeditOwner");
   // The owner's socket goes through a route the test can cut, to type while disconnected.
@@ -972,11 +996,11 @@ async function coEditingScenario(browser, notebookUrl) {
     b.keyboard.type("beta = 2\n", { delay: 40 }),
   ]);
   const both = (i) => {
-    const t = document.querySelectorAll("section.cell .cm-content")[i]?.innerText || "";
+    const t = window.__cellCode(i) || "";
     return t.includes("alpha = 1") && t.includes("beta = 2");
   };
   for (const p of pages) await p.waitForFunction(both, n, { timeout: 15_000 });
-  const texts = await Promise.all(pages.map((p) => cell(p, n).locator(".cm-content").innerText()));
+  const texts = await Promise.all(pages.map((p) => code(p, n)));
   assert(texts[0] === texts[1], `both tabs show the same text: ${JSON.stringify(texts)}`);
   // Each tab shows the other's caret in the cell (remote cursors).
   for (const p of pages) {
@@ -999,7 +1023,7 @@ async function coEditingScenario(browser, notebookUrl) {
   await a.evaluate(() => window.dispatchEvent(new Event("online")));
   await a.locator("#conn[data-state=live]").waitFor({ timeout: 15_000 });
   const merged = (i) => {
-    const t = document.querySelectorAll("section.cell .cm-content")[i]?.innerText || "";
+    const t = window.__cellCode(i) || "";
     return ["alpha = 1", "beta = 2", "# typed offline", "# typed meanwhile"].every((s) => t.includes(s));
   };
   for (const p of pages) await p.waitForFunction(merged, n, { timeout: 15_000 });
@@ -1017,8 +1041,8 @@ async function coEditingScenario(browser, notebookUrl) {
   await cell(a, n).locator(".cm-content").click();
   await a.keyboard.press("End");
   await a.keyboard.type("# owner");
-  await v.waitForFunction((i) => (document.querySelectorAll("section.cell .cm-content")[i]?.innerText || "").includes("# owner"), n, { timeout: 15_000 });
-  const after = await cell(v, n).locator(".cm-content").innerText();
+  await v.waitForFunction((i) => (window.__cellCode(i) || "").includes("# owner"), n, { timeout: 15_000 });
+  const after = await code(v, n);
   assert(!after.includes("hacked"), `the viewer could not type: ${after}`);
   await screenshot(v, "viewer-read-only");
   for (const p of [...pages, v]) await p.context().close();
