@@ -39,6 +39,12 @@ pub enum Pushed {
 struct Inner {
     queue: VecDeque<Arc<String>>,
     bytes: usize,
+    /// Of the queued events, how many (and how many bytes) are a join's welcome: they are
+    /// bounded by the notebook itself, not by how fast the client reads, so they never count
+    /// towards the limits (else a notebook of more than `MAX_QUEUED_EVENTS` cells could not
+    /// be joined at all).
+    welcome: usize,
+    welcome_bytes: usize,
     wake_pending: bool,
     close: Option<CloseOrder>,
 }
@@ -63,9 +69,13 @@ impl Outbox {
         if inner.close.is_some() {
             return Pushed::Dropped;
         }
-        if inner.queue.len() >= MAX_QUEUED_EVENTS || inner.bytes + event.len() > MAX_QUEUED_BYTES {
+        let queued = inner.queue.len() - inner.welcome;
+        let bytes = inner.bytes - inner.welcome_bytes;
+        if queued >= MAX_QUEUED_EVENTS || bytes + event.len() > MAX_QUEUED_BYTES {
             inner.queue.clear();
             inner.bytes = 0;
+            inner.welcome = 0;
+            inner.welcome_bytes = 0;
             inner.close = Some(CloseOrder {
                 code: 1013,
                 reason: "too slow: reconnect and re-fetch".into(),
@@ -74,6 +84,29 @@ impl Outbox {
         }
         inner.bytes += event.len();
         inner.queue.push_back(event);
+        wake_once(&mut inner, Pushed::Queued)
+    }
+
+    /// Queues a joining session's welcome (the notebook's current state), exempt from the
+    /// limits.
+    pub fn push_welcome(&self, events: impl IntoIterator<Item = Arc<String>>) -> Pushed {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Pushed::Dropped;
+        };
+        if inner.close.is_some() {
+            return Pushed::Dropped;
+        }
+        let mut any = false;
+        for event in events {
+            any = true;
+            inner.welcome += 1;
+            inner.welcome_bytes += event.len();
+            inner.bytes += event.len();
+            inner.queue.push_back(event);
+        }
+        if !any {
+            return Pushed::Queued;
+        }
         wake_once(&mut inner, Pushed::Queued)
     }
 
@@ -101,6 +134,8 @@ impl Outbox {
         };
         inner.wake_pending = false;
         inner.bytes = 0;
+        inner.welcome = 0;
+        inner.welcome_bytes = 0;
         let events = inner.queue.drain(..).collect();
         (events, inner.close.clone())
     }
@@ -129,6 +164,24 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert!(close.is_none());
         assert_eq!(outbox.push(Arc::new("c".into())), Pushed::Wake);
+    }
+
+    #[test]
+    fn a_welcome_larger_than_the_limits_does_not_count_towards_them() {
+        let outbox = Outbox::new();
+        let welcome = (0..MAX_QUEUED_EVENTS * 2).map(|i| Arc::new(format!("cell {i}")));
+        assert_eq!(outbox.push_welcome(welcome), Pushed::Wake);
+        for _ in 0..MAX_QUEUED_EVENTS - 1 {
+            assert_eq!(outbox.push(Arc::new("x".into())), Pushed::Queued);
+        }
+        let (events, close) = outbox.drain();
+        assert_eq!(events.len(), MAX_QUEUED_EVENTS * 3 - 1);
+        assert_eq!(close, None);
+        // Broadcasts alone still hit the limit.
+        for _ in 0..MAX_QUEUED_EVENTS {
+            outbox.push(Arc::new("x".into()));
+        }
+        assert_eq!(outbox.push(Arc::new("x".into())), Pushed::Dropped);
     }
 
     #[test]

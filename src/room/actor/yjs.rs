@@ -42,16 +42,17 @@ pub struct Collab {
 impl NotebookRoom {
     /// Queues every cell's full document for a joining session (no `seq`: only it gets them).
     pub(super) fn yjs_welcome(&mut self, outbox: &Outbox, wake: &Recipient<Wake>) {
+        let mut events = Vec::with_capacity(self.state.cells.len());
         for cell in &self.state.cells {
             let state = self
                 .collab
                 .docs
                 .get_or_create(&cell.id, &cell.code)
                 .full_state();
-            let event = Arc::new(yjs::event(&cell.id, &state).to_string());
-            if outbox.push(event) == Pushed::Wake {
-                wake.do_send(Wake);
-            }
+            events.push(Arc::new(yjs::event(&cell.id, &state).to_string()));
+        }
+        if outbox.push_welcome(events) == Pushed::Wake {
+            wake.do_send(Wake);
         }
     }
 
