@@ -8,8 +8,10 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
+use crate::config::DatabaseTarget;
 use crate::config::{Config, ConfigError};
 use crate::data_dir;
+use crate::db::instance_lock::{InstanceLock, InstanceLockError};
 use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
 use crate::pyenv::Environment;
@@ -48,6 +50,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Another instance serves the same SQLite file.
+    #[error(transparent)]
+    InstanceLock(#[from] InstanceLockError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -68,6 +73,8 @@ pub struct RunningServer {
     pub rooms: RoomRegistry,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Released only after the rooms have committed their last writes.
+    _instance_lock: Option<InstanceLock>,
 }
 
 impl RunningServer {
@@ -101,6 +108,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    // Before migrations: a second instance must not write to the file at all.
+    let instance_lock = match &config.database {
+        DatabaseTarget::Sqlite(path) => {
+            data_dir::prepare_sqlite(path).map_err(|source| StartError::DataDir {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some(InstanceLock::acquire(path)?)
+        }
+        DatabaseTarget::Postgres(_) => None,
+    };
     if config.migrate_on_start {
         let applied = migrate::run_pending(&config.database).await?;
         for version in &applied {
@@ -165,6 +183,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         rooms,
         handle,
         task,
+        _instance_lock: instance_lock,
     })
 }
 

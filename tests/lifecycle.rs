@@ -208,3 +208,93 @@ async fn sigterm_closes_sessions_with_1001_and_commits() {
         "its values died with the old server"
     );
 }
+
+/// Starts the binary on `dir`'s SQLite file at `port` with stderr captured.
+fn sqlite_instance(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", dir)
+        .env("CLERK_JWT_KEY", common::tokens::public_pem())
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[actix_web::test]
+async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
+    let dir = common::tempdir::TempDir::new();
+    let http = reqwest::Client::new();
+    let first_port = free_port();
+    let mut first = sqlite_instance(dir.path(), first_port);
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://127.0.0.1:{first_port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "first instance answered");
+
+    // Another port, same data: it must stop before touching the file, with a clear message.
+    let second = sqlite_instance(dir.path(), free_port());
+    let out = second.wait_with_output().expect("second instance exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "second instance kept running: {stderr}"
+    );
+    assert!(
+        stderr.contains("already serving the SQLite database")
+            && stderr.contains(&format!("pid {}", first.id()))
+            && stderr.contains("PostgreSQL"),
+        "{stderr}"
+    );
+    // The first one is unharmed.
+    let health = http
+        .get(format!("http://127.0.0.1:{first_port}/health"))
+        .send()
+        .await
+        .expect("first instance still answers");
+    assert!(health.status().is_success());
+
+    // The lock dies with its process, however it dies: kill -9 frees the file at once.
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    let third_port = free_port();
+    let mut third = sqlite_instance(dir.path(), third_port);
+    let mut up = false;
+    for _ in 0..100 {
+        if let Some(status) = third.try_wait().expect("poll") {
+            panic!("instance after kill -9 exited: {status}");
+        }
+        if http
+            .get(format!("http://127.0.0.1:{third_port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    third.kill().expect("stop");
+    let _ = third.wait();
+    assert!(up, "an instance starts once the holder is gone");
+}
