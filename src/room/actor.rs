@@ -18,7 +18,7 @@ pub mod yjs;
 
 use super::executor::{ExecutorConfig, ExecutorHandle, Job, PlannedCell, Work};
 use super::messages::*;
-use super::outbox::{CloseOrder, Outbox, Pushed};
+use super::outbox::{max_events, CloseOrder, Outbox, Pushed};
 use super::packages::PackageBook;
 use super::quota::{KernelQuota, QuotaError, SlotRequest};
 use super::registry::RoomRegistry;
@@ -157,8 +157,9 @@ impl NotebookRoom {
             map.insert("seq".into(), json!(self.seq));
         }
         let message = Arc::new(event.to_string());
-        self.sessions
-            .retain(|_, session| match session.outbox.push(message.clone()) {
+        let limit = max_events(self.state.cells.len());
+        self.sessions.retain(
+            |_, session| match session.outbox.push(message.clone(), limit) {
                 Pushed::Wake => {
                     session.wake.do_send(Wake);
                     true
@@ -169,7 +170,8 @@ impl NotebookRoom {
                     session.wake.do_send(Wake);
                     false
                 }
-            });
+            },
+        );
     }
 
     fn broadcast_cell_updated(&mut self, cell_id: &str) {

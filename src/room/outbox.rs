@@ -10,8 +10,17 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-/// Most events queued for one session.
+/// Most events queued for one session, plus [`EVENTS_PER_CELL`] per cell of the notebook.
 pub const MAX_QUEUED_EVENTS: usize = 4096;
+/// Extra queue room per cell: starting a run queues a status for every cell of its plan in
+/// one go (and a failure blocks every dependant at once), so a big notebook's run is a burst
+/// that scales with the notebook, not a sign of a slow client.
+pub const EVENTS_PER_CELL: usize = 2;
+
+/// The event limit of a session's queue in a notebook of `cells` cells.
+pub fn max_events(cells: usize) -> usize {
+    MAX_QUEUED_EVENTS.saturating_add(cells.saturating_mul(EVENTS_PER_CELL))
+}
 /// Most bytes queued for one session.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
@@ -61,8 +70,8 @@ impl Outbox {
         Arc::new(Outbox::default())
     }
 
-    /// Queues an event, enforcing the limits.
-    pub fn push(&self, event: Arc<String>) -> Pushed {
+    /// Queues an event, enforcing the limits (`max_events` from [`max_events`]).
+    pub fn push(&self, event: Arc<String>, max_events: usize) -> Pushed {
         let Ok(mut inner) = self.inner.lock() else {
             return Pushed::Dropped;
         };
@@ -71,7 +80,7 @@ impl Outbox {
         }
         let queued = inner.queue.len() - inner.welcome;
         let bytes = inner.bytes - inner.welcome_bytes;
-        if queued >= MAX_QUEUED_EVENTS || bytes + event.len() > MAX_QUEUED_BYTES {
+        if queued >= max_events || bytes + event.len() > MAX_QUEUED_BYTES {
             inner.queue.clear();
             inner.bytes = 0;
             inner.welcome = 0;
@@ -158,12 +167,21 @@ mod tests {
     #[test]
     fn wakes_once_until_drained() {
         let outbox = Outbox::new();
-        assert_eq!(outbox.push(Arc::new("a".into())), Pushed::Wake);
-        assert_eq!(outbox.push(Arc::new("b".into())), Pushed::Queued);
+        assert_eq!(
+            outbox.push(Arc::new("a".into()), MAX_QUEUED_EVENTS),
+            Pushed::Wake
+        );
+        assert_eq!(
+            outbox.push(Arc::new("b".into()), MAX_QUEUED_EVENTS),
+            Pushed::Queued
+        );
         let (events, close) = outbox.drain();
         assert_eq!(events.len(), 2);
         assert!(close.is_none());
-        assert_eq!(outbox.push(Arc::new("c".into())), Pushed::Wake);
+        assert_eq!(
+            outbox.push(Arc::new("c".into()), MAX_QUEUED_EVENTS),
+            Pushed::Wake
+        );
     }
 
     #[test]
@@ -172,28 +190,54 @@ mod tests {
         let welcome = (0..MAX_QUEUED_EVENTS * 2).map(|i| Arc::new(format!("cell {i}")));
         assert_eq!(outbox.push_welcome(welcome), Pushed::Wake);
         for _ in 0..MAX_QUEUED_EVENTS - 1 {
-            assert_eq!(outbox.push(Arc::new("x".into())), Pushed::Queued);
+            assert_eq!(
+                outbox.push(Arc::new("x".into()), MAX_QUEUED_EVENTS),
+                Pushed::Queued
+            );
         }
         let (events, close) = outbox.drain();
         assert_eq!(events.len(), MAX_QUEUED_EVENTS * 3 - 1);
         assert_eq!(close, None);
         // Broadcasts alone still hit the limit.
         for _ in 0..MAX_QUEUED_EVENTS {
-            outbox.push(Arc::new("x".into()));
+            outbox.push(Arc::new("x".into()), MAX_QUEUED_EVENTS);
         }
-        assert_eq!(outbox.push(Arc::new("x".into())), Pushed::Dropped);
+        assert_eq!(
+            outbox.push(Arc::new("x".into()), MAX_QUEUED_EVENTS),
+            Pushed::Dropped
+        );
+    }
+
+    #[test]
+    fn a_bigger_notebook_allows_a_bigger_burst() {
+        let outbox = Outbox::new();
+        let limit = max_events(10_000);
+        assert_eq!(limit, MAX_QUEUED_EVENTS + 20_000);
+        for _ in 0..limit {
+            assert_ne!(outbox.push(Arc::new("x".into()), limit), Pushed::Dropped);
+        }
+        assert_eq!(outbox.push(Arc::new("x".into()), limit), Pushed::Dropped);
     }
 
     #[test]
     fn overflow_drops_the_queue_and_orders_1013() {
         let outbox = Outbox::new();
         for _ in 0..MAX_QUEUED_EVENTS {
-            assert_ne!(outbox.push(Arc::new("x".into())), Pushed::Dropped);
+            assert_ne!(
+                outbox.push(Arc::new("x".into()), MAX_QUEUED_EVENTS),
+                Pushed::Dropped
+            );
         }
-        assert_eq!(outbox.push(Arc::new("x".into())), Pushed::Dropped);
+        assert_eq!(
+            outbox.push(Arc::new("x".into()), MAX_QUEUED_EVENTS),
+            Pushed::Dropped
+        );
         let (events, close) = outbox.drain();
         assert!(events.is_empty());
         assert_eq!(close.map(|c| c.code), Some(1013));
-        assert_eq!(outbox.push(Arc::new("late".into())), Pushed::Dropped);
+        assert_eq!(
+            outbox.push(Arc::new("late".into()), MAX_QUEUED_EVENTS),
+            Pushed::Dropped
+        );
     }
 }

@@ -9,7 +9,7 @@ use super::NotebookRoom;
 use crate::collab::cursor::{self, CursorOwner, Selection};
 use crate::collab::Role;
 use crate::error::ApiError;
-use crate::room::outbox::{CloseOrder, Pushed};
+use crate::room::outbox::{max_events, CloseOrder, Pushed};
 use crate::room::Wake;
 
 /// Close code for a socket whose user lost access (policy violation, like a refused join).
@@ -66,11 +66,12 @@ impl NotebookRoom {
             name,
         };
         let message = Arc::new(cursor::event(&owner, at).to_string());
+        let limit = max_events(self.state.cells.len());
         self.sessions.retain(|id, session| {
             if *id == session_id {
                 return true;
             }
-            match session.outbox.push(message.clone()) {
+            match session.outbox.push(message.clone(), limit) {
                 Pushed::Wake => {
                     session.wake.do_send(Wake);
                     true
