@@ -64,6 +64,7 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if inner.queue.len() >= MAX_QUEUED_EVENTS || inner.bytes + event.len() > MAX_QUEUED_BYTES {
+            crate::metrics::ws_slow_client(inner.queue.len() + 1);
             inner.queue.clear();
             inner.bytes = 0;
             inner.close = Some(CloseOrder {
@@ -74,6 +75,7 @@ impl Outbox {
         }
         inner.bytes += event.len();
         inner.queue.push_back(event);
+        crate::metrics::ws_message_queued();
         wake_once(&mut inner, Pushed::Queued)
     }
 
