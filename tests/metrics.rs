@@ -83,7 +83,8 @@ impl Scrape {
         let out = child.wait_with_output().expect("parser output");
         assert!(
             out.status.success(),
-            "prometheus_client could not parse /metrics: {}\n{text}",
+            "prometheus_client could not parse /metrics (scripts/setup-python.sh installs it \
+             from scripts/requirements-test.txt into the venv PYTHON names): {}\n{text}",
             String::from_utf8_lossy(&out.stderr)
         );
         let samples: Vec<Value> = serde_json::from_slice(&out.stdout).expect("parser JSON");
@@ -452,6 +453,53 @@ async fn metrics_token_guards_the_endpoint() {
         6.0,
         "{}",
         scraped.text
+    );
+    s.finish().await;
+}
+
+#[actix_web::test]
+async fn a_slow_client_is_counted_when_cut_off() {
+    let _serial = SERIAL.lock().await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let nb = s.new_notebook(U, "flood").await;
+    // About 7 MB of events: more than the socket buffers hold, so a tab that does not read
+    // stops being written to and its outbox overflows.
+    let flood = s
+        .new_cell(
+            U,
+            &nb,
+            "python",
+            "pad = 'x' * 300\nfor i in range(20000):\n    display(f'{i} {pad}')",
+        )
+        .await;
+    let mut stalled = WsClient::join(&s.base, &nb, &token_for(U)).await;
+    let before = scrape(&s).await;
+    run(&s, U, &nb, &flood).await;
+    settle(&s, U, &nb).await;
+    // The stalled tab, once it reads, finds a 1013 close.
+    let code = loop {
+        match stalled.next(T).await {
+            common::ws::Frame::Json(_) => {}
+            common::ws::Frame::Closed(code) => break code,
+        }
+    };
+    assert_eq!(code, 1013);
+    let after = scrape_until(&s, "the cut-off session closed", |now| {
+        now.get("ws_sessions", &[]) == before.get("ws_sessions", &[]) - 1.0
+    })
+    .await;
+    let delta = |name: &str| after.get(name, &[]) - before.get(name, &[]);
+    assert_eq!(
+        delta("ws_slow_client_disconnects_total"),
+        1.0,
+        "{}",
+        after.text
+    );
+    assert!(delta("ws_messages_dropped_total") >= 1.0, "{}", after.text);
+    assert!(
+        delta("broadcasts_total") >= 20000.0,
+        "every output was broadcast once: {}",
+        after.text
     );
     s.finish().await;
 }
