@@ -1,7 +1,8 @@
 //! `GET /metrics`: the exposition is read with the Prometheus Python client's own parser
 //! (`prometheus_client.parser`, from the test venv at `PYTHON`); counters move with real
-//! HTTP requests, WebSocket sessions, cell runs on a real kernel and auth failures; routes are
-//! labelled by template; gauges come back down; `METRICS_TOKEN` guards the endpoint.
+//! HTTP requests, WebSocket sessions (a slow one included), cell runs on a real kernel (every
+//! outcome, crashes and restarts), auth failures and assistant tool calls; routes are labelled
+//! by template; gauges come back down; `METRICS_TOKEN` guards the endpoint.
 
 mod common;
 
@@ -499,6 +500,121 @@ async fn a_slow_client_is_counted_when_cut_off() {
     assert!(
         delta("broadcasts_total") >= 20000.0,
         "every output was broadcast once: {}",
+        after.text
+    );
+    s.finish().await;
+}
+
+/// The assistant's tools, called as the chat loop calls them (the model itself is faked in
+/// tests/chat.rs; here only the counting matters): a made-up tool name is counted as `unknown`.
+#[actix_web::test]
+async fn assistant_tool_calls_by_known_name() {
+    use reactive_notebook::assistant::tools::Toolbox;
+    use reactive_notebook::db::Db;
+
+    let _serial = SERIAL.lock().await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let nb = s.new_notebook(U, "assistant").await;
+    let rooms = s.server.as_ref().expect("running").rooms.clone();
+    let db = Db::connect(&s.config.database).expect("database");
+    let toolbox = Toolbox::new(rooms, db, U, &nb);
+    let before = scrape(&s).await;
+
+    let created = toolbox
+        .execute(
+            "create_cell",
+            Ok(json!({"type": "python", "code": "x = 1"})),
+        )
+        .await;
+    assert!(!created.is_error, "{:?}", created.result);
+    let refused = toolbox
+        .execute("delete_cell", Ok(json!({"cell_id": "no-such-cell"})))
+        .await;
+    assert!(refused.is_error);
+    let invented = toolbox.execute("drop_all_tables_now", Ok(json!({}))).await;
+    assert!(invented.is_error);
+
+    let after = scrape(&s).await;
+    let calls = |scrape: &Scrape, tool: &str, outcome: &str| {
+        scrape.get(
+            "assistant_tool_calls_total",
+            &[("tool", tool), ("outcome", outcome)],
+        )
+    };
+    for (tool, outcome) in [
+        ("create_cell", "ok"),
+        ("delete_cell", "error"),
+        ("unknown", "error"),
+    ] {
+        assert_eq!(
+            calls(&after, tool, outcome) - calls(&before, tool, outcome),
+            1.0,
+            "{tool} {outcome}:\n{}",
+            after.text
+        );
+    }
+    let tools = after.label_values("assistant_tool_calls_total", "tool");
+    assert!(
+        !tools.iter().any(|t| t.contains("drop_all")),
+        "a made-up name became a label: {tools:?}"
+    );
+    s.finish().await;
+}
+
+/// A cell stopped at `KERNEL_TIMEOUT_SECS` and one stopped by an interrupt end with different
+/// outcomes, though both see a KeyboardInterrupt in the kernel.
+#[actix_web::test]
+async fn timeouts_and_interrupts_are_told_apart() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = db.config();
+    // Long enough for the interrupt below to land first, even on a busy machine.
+    config.kernel_timeout_secs = 3;
+    let s = TestServer::start_with(db, config).await;
+    let nb = s.new_notebook(U, "stops").await;
+    let slow = s
+        .new_cell(U, &nb, "python", "import time\ntime.sleep(30)")
+        .await;
+    let before = scrape(&s).await;
+    run(&s, U, &nb, &slow).await;
+    let n = settle(&s, U, &nb).await;
+    let error = cell(&n, &slow)["error"].as_str().unwrap_or("").to_string();
+    assert!(error.contains("Timed out"), "{error}");
+
+    let spin = s
+        .new_cell(U, &nb, "python", "print('spinning')\nwhile True:\n    pass")
+        .await;
+    run(&s, U, &nb, &spin).await;
+    let deadline = Instant::now() + T;
+    while cell(&s.notebook(U, &nb).await, &spin)["stdout"] != "spinning\n" {
+        assert!(Instant::now() < deadline, "the cell never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = s
+        .post(&format!("/api/notebooks/{nb}/interrupt"), U, json!({}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    settle(&s, U, &nb).await;
+
+    let after = scrape(&s).await;
+    let runs =
+        |scrape: &Scrape, outcome: &str| scrape.get("cell_runs_total", &[("outcome", outcome)]);
+    assert_eq!(
+        runs(&after, "timeout") - runs(&before, "timeout"),
+        1.0,
+        "{}",
+        after.text
+    );
+    assert_eq!(
+        runs(&after, "interrupted") - runs(&before, "interrupted"),
+        1.0,
+        "{}",
+        after.text
+    );
+    assert_eq!(
+        runs(&after, "error") - runs(&before, "error"),
+        0.0,
+        "{}",
         after.text
     );
     s.finish().await;
