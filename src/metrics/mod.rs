@@ -167,122 +167,128 @@ fn name(short: &str) -> String {
     format!("{PREFIX}_{short}")
 }
 
-fn opts(short: &str, help: &str) -> Opts {
-    Opts::new(name(short), help)
+fn counter(r: &Registry, short: &str, help: &str) -> IntCounter {
+    build(r, IntCounter::with_opts(Opts::new(name(short), help)))
 }
 
-fn histogram_opts(short: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
-    HistogramOpts::new(name(short), help).buckets(buckets.to_vec())
+fn counter_vec(r: &Registry, short: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    build(r, IntCounterVec::new(Opts::new(name(short), help), labels))
+}
+
+fn gauge(r: &Registry, short: &str, help: &str) -> IntGauge {
+    build(r, IntGauge::with_opts(Opts::new(name(short), help)))
+}
+
+fn gauge_vec(r: &Registry, short: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    build(r, IntGaugeVec::new(Opts::new(name(short), help), labels))
+}
+
+fn histogram(r: &Registry, short: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let opts = HistogramOpts::new(name(short), help).buckets(buckets.to_vec());
+    build(r, Histogram::with_opts(opts))
+}
+
+fn histogram_vec(
+    r: &Registry,
+    short: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name(short), help).buckets(buckets.to_vec());
+    build(r, HistogramVec::new(opts, labels))
 }
 
 impl Metrics {
     fn new() -> Metrics {
         let r = Registry::new();
         let metrics = Metrics {
-            http_requests: build(
+            http_requests: histogram_vec(
                 &r,
-                HistogramVec::new(
-                    histogram_opts(
-                        "http_request_duration_seconds",
-                        "HTTP requests by method, route template and status: time to the response head",
-                        HTTP_BUCKETS,
-                    ),
-                    &["method", "route", "status"],
-                ),
+                "http_request_duration_seconds",
+                "HTTP requests by method, route template and status: time to the response head",
+                HTTP_BUCKETS,
+                &["method", "route", "status"],
             ),
-            rooms_open: build(&r, IntGauge::with_opts(opts("rooms_open", "Notebook rooms open on this server"))),
-            kernels: build(
+            rooms_open: gauge(&r, "rooms_open", "Notebook rooms open on this server"),
+            kernels: gauge_vec(
                 &r,
-                IntGaugeVec::new(opts("kernels", "Live kernels by state (starting, idle, busy, spare)"), &["state"]),
+                "kernels",
+                "Live kernels by state (starting, idle, busy, spare)",
+                &["state"],
             ),
-            kernel_starts: build(
+            kernel_starts: counter(
                 &r,
-                IntCounter::with_opts(opts("kernel_starts_total", "Kernels that started and reported ready")),
+                "kernel_starts_total",
+                "Kernels that started and reported ready",
             ),
-            kernel_start_failures: build(
+            kernel_start_failures: counter(
                 &r,
-                IntCounter::with_opts(opts("kernel_start_failures_total", "Kernels that failed to start")),
+                "kernel_start_failures_total",
+                "Kernels that failed to start",
             ),
-            kernel_crashes: build(
+            kernel_crashes: counter(
                 &r,
-                IntCounter::with_opts(opts(
-                    "kernel_crashes_total",
-                    "Kernels that died while in use (crash, protocol violation, killed at a timeout)",
-                )),
+                "kernel_crashes_total",
+                "Kernels that died while in use (crash, protocol violation, killed at a timeout)",
             ),
-            kernel_restarts: build(
+            kernel_restarts: counter_vec(
                 &r,
-                IntCounterVec::new(
-                    opts("kernel_restarts_total", "Kernels replaced by a fresh one, by reason (requested, crash)"),
-                    &["reason"],
-                ),
+                "kernel_restarts_total",
+                "Kernels replaced by a fresh one, by reason (requested, crash)",
+                &["reason"],
             ),
-            cell_runs: build(
+            cell_runs: counter_vec(&r, "cell_runs_total", "Cell runs by outcome", &["outcome"]),
+            cell_run_seconds: histogram(
                 &r,
-                IntCounterVec::new(opts("cell_runs_total", "Cell runs by outcome"), &["outcome"]),
+                "cell_run_duration_seconds",
+                "How long cells ran in their kernel or database",
+                CELL_BUCKETS,
             ),
-            cell_run_seconds: build(
+            ws_sessions: gauge(&r, "ws_sessions", "Open WebSocket connections"),
+            ws_sessions_opened: counter(
                 &r,
-                Histogram::with_opts(histogram_opts(
-                    "cell_run_duration_seconds",
-                    "How long cells ran in their kernel or database",
-                    CELL_BUCKETS,
-                )),
+                "ws_sessions_opened_total",
+                "WebSocket connections opened",
             ),
-            ws_sessions: build(&r, IntGauge::with_opts(opts("ws_sessions", "Open WebSocket connections"))),
-            ws_sessions_opened: build(
+            broadcasts: counter(
                 &r,
-                IntCounter::with_opts(opts("ws_sessions_opened_total", "WebSocket connections opened")),
+                "broadcasts_total",
+                "Events rooms broadcast to their sessions (each counted once)",
             ),
-            broadcasts: build(
+            ws_messages_queued: counter(
                 &r,
-                IntCounter::with_opts(opts(
-                    "broadcasts_total",
-                    "Events rooms broadcast to their sessions (each counted once)",
-                )),
+                "ws_messages_queued_total",
+                "Messages queued for WebSocket sessions (one per session and message)",
             ),
-            ws_messages_queued: build(
+            ws_messages_dropped: counter(
                 &r,
-                IntCounter::with_opts(opts(
-                    "ws_messages_queued_total",
-                    "Messages queued for WebSocket sessions (one per session and message)",
-                )),
+                "ws_messages_dropped_total",
+                "Messages discarded because a session's client read too slowly",
             ),
-            ws_messages_dropped: build(
+            ws_slow_clients: counter(
                 &r,
-                IntCounter::with_opts(opts(
-                    "ws_messages_dropped_total",
-                    "Messages discarded because a session's client read too slowly",
-                )),
+                "ws_slow_client_disconnects_total",
+                "WebSocket sessions closed with 1013 because their client read too slowly",
             ),
-            ws_slow_clients: build(
+            auth_failures: counter_vec(
                 &r,
-                IntCounter::with_opts(opts(
-                    "ws_slow_client_disconnects_total",
-                    "WebSocket sessions closed with 1013 because their client read too slowly",
-                )),
+                "auth_failures_total",
+                "Rejected credentials by reason",
+                &["reason"],
             ),
-            auth_failures: build(
+            assistant_tool_calls: counter_vec(
                 &r,
-                IntCounterVec::new(opts("auth_failures_total", "Rejected credentials by reason"), &["reason"]),
+                "assistant_tool_calls_total",
+                "Assistant tool calls by tool and outcome (ok, error)",
+                &["tool", "outcome"],
             ),
-            assistant_tool_calls: build(
+            db_pool_wait: histogram_vec(
                 &r,
-                IntCounterVec::new(
-                    opts("assistant_tool_calls_total", "Assistant tool calls by tool and outcome (ok, error)"),
-                    &["tool", "outcome"],
-                ),
-            ),
-            db_pool_wait: build(
-                &r,
-                HistogramVec::new(
-                    histogram_opts(
-                        "db_pool_wait_seconds",
-                        "Time spent waiting for a pooled database connection, by backend",
-                        POOL_BUCKETS,
-                    ),
-                    &["backend"],
-                ),
+                "db_pool_wait_seconds",
+                "Time spent waiting for a pooled database connection, by backend",
+                POOL_BUCKETS,
+                &["backend"],
             ),
             registry: r,
         };
