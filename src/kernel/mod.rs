@@ -224,6 +224,7 @@ impl Kernel {
         started
     }
 
+    /// [`Kernel::spawn`] without the counting; the kernel is `starting` in `gauge` meanwhile.
     async fn start(cfg: &KernelConfig, gauge: Arc<KernelGauge>) -> Result<Kernel, KernelError> {
         let sp = process::spawn_child(cfg).await?;
         let pid = sp.pid;

@@ -22,7 +22,8 @@ pub async fn track<B: MessageBody>(
     let method = method_label(req.method());
     let result = next.call(req).await;
     // The pattern is read after routing, from the request the response carries: cloning the
-    // request beforehand would keep the router from updating it.
+    // request beforehand would keep the router from updating it. An error a middleware
+    // returns carries no request, so it counts as unmatched.
     let (route, status) = match &result {
         Ok(res) => (res.request().match_pattern(), res.status()),
         Err(e) => (None, e.as_response_error().status_code()),
