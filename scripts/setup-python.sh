@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create/refresh the kernel virtualenv at <repo>/.venv with scripts/requirements.txt, plus the
-# test-only tools of scripts/requirements-test.txt (nbformat, jupytext).
+# test-only tools of scripts/requirements-test.txt (nbformat, jupytext, prometheus-client).
 # Idempotent: skips pip when the venv exists and requirements are unchanged (stamp file).
 set -euo pipefail
 

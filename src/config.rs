@@ -195,6 +195,8 @@ pub struct Config {
     pub anthropic_base_url: String,
     /// Anthropic model name.
     pub anthropic_model: String,
+    /// Bearer token `/metrics` requires (`METRICS_TOKEN`); None = open.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -230,6 +232,7 @@ impl Config {
             anthropic_api_key: None,
             anthropic_base_url: DEFAULT_ANTHROPIC_URL.into(),
             anthropic_model: DEFAULT_ANTHROPIC_MODEL.into(),
+            metrics_token: None,
         }
     }
 }
@@ -373,6 +376,9 @@ pub struct Settings {
     /// Anthropic model.
     #[arg(long, global = true, env = "ANTHROPIC_MODEL", default_value = DEFAULT_ANTHROPIC_MODEL)]
     pub anthropic_model: String,
+    /// Bearer token required by GET /metrics (unset: open).
+    #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// A setting that cannot be used, with the reason.
@@ -512,6 +518,7 @@ impl Settings {
         config.anthropic_api_key = non_empty(self.anthropic_api_key);
         config.anthropic_base_url = self.anthropic_base_url.trim_end_matches('/').to_string();
         config.anthropic_model = self.anthropic_model;
+        config.metrics_token = non_empty(self.metrics_token);
         Ok(config)
     }
 }

@@ -10,6 +10,7 @@ pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod kernel;
+pub mod metrics;
 pub mod notebook;
 pub mod pyenv;
 pub mod room;

@@ -133,6 +133,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| AuthError::KeySetUnavailable(e.to_string()))?;
     let verifier = Arc::new(Verifier::from_settings(&config.auth, &config.data_dir, http).await?);
     crate::kernel::sandbox::log_report(&config.kernel_limits);
+    crate::metrics::init();
     let config = Arc::new(config);
     // Provisioning runs in the background; the server answers meanwhile.
     let environment = Environment::start(&config);
@@ -161,6 +162,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .app_data(verifier_data.clone())
             .wrap(cors(&origins))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            // Outermost, so CORS answers and refusals are counted too.
+            .wrap(middleware::from_fn(crate::metrics::http::track))
             .configure(crate::api::routes)
             .default_service(web::to(crate::api::static_files::serve))
     })

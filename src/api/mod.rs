@@ -11,6 +11,7 @@ pub mod health;
 pub mod introspect;
 pub mod invites;
 pub mod members;
+pub mod metrics;
 pub mod notebooks;
 pub mod packages;
 pub mod static_files;
@@ -26,6 +27,7 @@ use crate::error::ApiError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(health::health)
         .service(health::ready)
+        .service(metrics::metrics)
         .service(client_config::client_config)
         .service(environment::status)
         .service(environment::retry)

@@ -22,6 +22,25 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Characters of output shown per cell.
 pub const PREVIEW_CHARS: usize = 400;
 
+/// The tools' names, as [`definitions`] lists them.
+pub const TOOL_NAMES: [&str; 5] = [
+    "get_notebook_state",
+    "create_cell",
+    "update_cell",
+    "delete_cell",
+    "run_cell",
+];
+
+/// `name` as a label of the `assistant_tool_calls_total` metric: one of [`TOOL_NAMES`], or
+/// `unknown` for whatever else a model asks for (so it cannot mint new series).
+fn metric_label(name: &str) -> &'static str {
+    TOOL_NAMES
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 /// The tool definitions sent to the model.
 pub fn definitions() -> Value {
     json!([
@@ -151,6 +170,7 @@ impl Toolbox {
                 is_error: true,
             },
         };
+        crate::metrics::assistant_tool_call(metric_label(name), !outcome.is_error);
         let row = AuditRow::new(
             &self.user_id,
             &self.notebook_id,
@@ -430,6 +450,19 @@ mod tests {
         assert!(p.ends_with("[image]"), "{p}");
         assert_eq!(truncate_head("héllo", 2), "hé…");
         assert_eq!(truncate_tail("héllo", 3), "…llo");
+    }
+
+    #[test]
+    fn tool_names_match_the_definitions() {
+        let defined: Vec<String> = definitions()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|tool| tool["name"].as_str().map(String::from))
+            .collect();
+        assert_eq!(defined, TOOL_NAMES);
+        assert_eq!(metric_label("run_cell"), "run_cell");
+        assert_eq!(metric_label("rm -rf /"), "unknown");
     }
 
     #[test]

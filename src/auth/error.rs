@@ -59,6 +59,29 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The failure as one word from a fixed set, for the `auth_failures_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingHeader => "missing_header",
+            AuthError::BadScheme => "bad_scheme",
+            AuthError::Malformed => "malformed",
+            AuthError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            AuthError::InvalidSignature => "invalid_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::IssuedInFuture => "issued_in_future",
+            AuthError::MissingClaim(_) => "missing_claim",
+            AuthError::AzpNotAuthorized => "azp_not_authorized",
+            AuthError::InvalidIssuer => "invalid_issuer",
+            AuthError::SessionPending => "session_pending",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::KeySetUnavailable(_) => "key_set_unavailable",
+            AuthError::KeyConfig(_) | AuthError::LocalKey(_) | AuthError::NotLocalMode => {
+                "server_error"
+            }
+        }
+    }
+
     /// True when the failure is on our side (key source or setup), not the caller's token.
     pub fn is_server_side(&self) -> bool {
         matches!(

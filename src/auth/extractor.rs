@@ -47,6 +47,7 @@ impl FromRequest for AuthUser {
             let verifier = verifier
                 .ok_or_else(|| ApiError::Internal("no Verifier registered as app data".into()))?;
             let token = token.map_err(|err| {
+                crate::metrics::auth_failure(err.reason());
                 log::info!("request rejected: {err}");
                 ApiError::from(err)
             })?;

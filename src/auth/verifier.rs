@@ -132,6 +132,7 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthError> {
         let result = self.verify_uncached(token).await;
         if let Err(err) = &result {
+            crate::metrics::auth_failure(err.reason());
             // Reason only: the token itself is a credential and never logged.
             if err.is_server_side() {
                 log::warn!("token verification failed: {err}");

@@ -98,6 +98,13 @@ impl Db {
 
     /// Takes a connection from the pool.
     pub async fn get(&self) -> Result<DbConn, DbError> {
+        let waiting = std::time::Instant::now();
+        let conn = self.checkout().await;
+        crate::metrics::db_pool_wait(self.backend_name(), waiting.elapsed());
+        conn
+    }
+
+    async fn checkout(&self) -> Result<DbConn, DbError> {
         match self {
             Db::Pg(pool) => pool
                 .get()

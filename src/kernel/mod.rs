@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::KernelLimits;
+use crate::metrics::{KernelBusy, KernelGauge, KernelState};
 pub use caps::{MAX_CELL_OUTPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STREAM_BYTES};
 
 use caps::CellBudget;
@@ -210,11 +211,21 @@ pub struct Kernel {
     stderr_task: Option<JoinHandle<()>>,
     /// Released (uid slot, cgroup) only when the kernel struct goes, after its processes.
     _sandbox: sandbox::Guard,
+    /// The kernel's place in the `kernels{state}` gauge; it leaves the gauge with the struct.
+    gauge: Arc<KernelGauge>,
 }
 
 impl Kernel {
     /// Start a kernel and wait until its driver reports ready.
     pub async fn spawn(cfg: &KernelConfig) -> Result<Kernel, KernelError> {
+        let gauge = KernelGauge::new(KernelState::Starting);
+        let started = Self::start(cfg, gauge).await;
+        crate::metrics::kernel_start(started.is_ok());
+        started
+    }
+
+    /// [`Kernel::spawn`] without the counting; the kernel is `starting` in `gauge` meanwhile.
+    async fn start(cfg: &KernelConfig, gauge: Arc<KernelGauge>) -> Result<Kernel, KernelError> {
         let sp = process::spawn_child(cfg).await?;
         let pid = sp.pid;
         log::info!(
@@ -250,6 +261,7 @@ impl Kernel {
             stderr_tail,
             stderr_task,
             _sandbox: sp.sandbox,
+            gauge,
         };
         let why = match tokio::time::timeout(READY_TIMEOUT, kernel.next()).await {
             Ok(Ok(DriverMsg::Ready {
@@ -262,6 +274,7 @@ impl Kernel {
                     "kernel {pid} ready (Python {})",
                     version.as_deref().unwrap_or("?")
                 );
+                kernel.gauge.set(Some(KernelState::Idle));
                 return Ok(kernel);
             }
             Ok(Ok(other)) => {
@@ -309,6 +322,7 @@ impl Kernel {
         if let Some(reason) = &self.dead {
             return ExecResult::Died(reason.clone());
         }
+        let _busy = KernelBusy::new(&self.gauge);
         let id = self.new_id();
         if let Err(reason) = self.send(&Command::Execute { id, code, forget }).await {
             return ExecResult::Died(reason);
@@ -330,6 +344,7 @@ impl Kernel {
         if let Some(reason) = &self.dead {
             return ExecResult::Died(reason.clone());
         }
+        let _busy = KernelBusy::new(&self.gauge);
         let id = self.new_id();
         let cmd = Command::Sql {
             id,
@@ -526,6 +541,8 @@ impl Kernel {
     /// Stop the kernel: ask the driver to exit, then SIGTERM, then SIGKILL; always reaps.
     pub async fn shutdown(mut self) {
         let pid = self.pid;
+        // Asked to stop: it no longer counts as live, and its exit is no crash.
+        self.gauge.set(None);
         self.mark_dead();
         let Some(mut child) = self.child.take() else {
             return;
@@ -554,6 +571,16 @@ impl Kernel {
             Err(e) => log::error!("kernel {pid}: wait failed: {e}"),
         }
         self.dead = Some("kernel was shut down".into());
+    }
+
+    /// Counts the kernel as a pool spare (`spare`) or as a notebook's kernel (idle).
+    pub fn set_spare(&self, spare: bool) {
+        let (from, to) = if spare {
+            (KernelState::Idle, KernelState::Spare)
+        } else {
+            (KernelState::Spare, KernelState::Idle)
+        };
+        self.gauge.shift(from, to);
     }
 
     /// A handle for completion, inspection and variable summaries, usable while a cell runs.
@@ -642,6 +669,14 @@ impl Kernel {
     async fn die(&mut self, killed_because: Option<String>) -> String {
         if let Some(reason) = &self.dead {
             return reason.clone();
+        }
+        // A kernel that had reported ready died on us; one still starting failed to start.
+        if self
+            .gauge
+            .set(None)
+            .is_some_and(|state| state != KernelState::Starting)
+        {
+            crate::metrics::kernel_crashed();
         }
         self.mark_dead();
         self.cmd_tx = None;

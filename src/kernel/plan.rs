@@ -112,6 +112,7 @@ impl Kernel {
         cells: &[PlanCell<'_>],
         events: mpsc::UnboundedSender<PlanEvent>,
     ) {
+        let _busy = crate::metrics::KernelBusy::new(&self.gauge);
         let mut ids = Vec::with_capacity(cells.len());
         for _ in cells {
             ids.push(self.new_id());

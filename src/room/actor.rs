@@ -88,6 +88,8 @@ pub struct NotebookRoom {
     presence: crate::collab::presence::Presence,
     /// Cells' Yjs documents and the co-edited code not stored yet.
     collab: yjs::Collab,
+    /// Counts the room in `rooms_open` until it is dropped, however it stops.
+    _open: crate::metrics::GaugeGuard,
 }
 
 impl NotebookRoom {
@@ -136,6 +138,7 @@ impl NotebookRoom {
             variables: Variables::default(),
             presence: Default::default(),
             collab: yjs::Collab::default(),
+            _open: crate::metrics::room_opened(),
         }
     }
 
@@ -153,6 +156,7 @@ impl NotebookRoom {
             self.announce_co_edits();
         }
         self.seq += 1;
+        crate::metrics::broadcast();
         if let Value::Object(map) = &mut event {
             map.insert("seq".into(), json!(self.seq));
         }
@@ -473,6 +477,7 @@ impl NotebookRoom {
 
     /// Blocks a cell whose upstream failed in this run: it does not run, its old results go.
     fn block_cell(&mut self, cell_id: &str) {
+        crate::metrics::cell_run(crate::metrics::CellOutcome::Blocked, None);
         self.run.failed.insert(cell_id.to_string());
         if let Some(cell) = self.state.cell_mut(cell_id) {
             cell.reset_results();

@@ -16,6 +16,7 @@ use crate::kernel::{
     ExecResult, Interrupter, Introspector, Kernel, KernelConfig, KernelError, KernelEvent, Output,
     PlanCanceller, PlanCell, PlanEvent, StepResult, GET_VALUES_TIMEOUT,
 };
+use crate::metrics::{self, CellOutcome, RestartReason};
 use crate::notebook::analysis::sql_to_positional;
 use crate::sql::host_policy::HostPolicy;
 use crate::sql::runner::{run_sql, values_order, SqlCanceller, SqlError, SqlOutcome, SqlRequest};
@@ -279,15 +280,21 @@ impl Worker {
                             placeholders,
                             result_name,
                         } => {
-                            self.run_sql(
-                                token,
-                                &cell_id,
-                                &code,
-                                conn_string,
-                                &placeholders,
-                                result_name.as_deref(),
-                            )
-                            .await
+                            let started = std::time::Instant::now();
+                            let finished = self
+                                .run_sql(
+                                    token,
+                                    &cell_id,
+                                    &code,
+                                    conn_string,
+                                    &placeholders,
+                                    result_name.as_deref(),
+                                )
+                                .await;
+                            if let Some(outcome) = cell_outcome(&finished.outcome) {
+                                metrics::cell_run(outcome, Some(started.elapsed()));
+                            }
+                            finished
                         }
                     };
                     self.emit(token, &cell_id, ExecEventKind::Finished(finished));
@@ -340,6 +347,7 @@ impl Worker {
                     let _ = reply.send(introspector);
                 }
                 Job::Restart => {
+                    metrics::kernel_restarted(RestartReason::Requested);
                     self.drop_kernel().await;
                     if self.slot.is_some() {
                         if let Err(e) = self.ensure_kernel().await {
@@ -559,12 +567,13 @@ impl Worker {
                 } => kernel.execute_sql(code, names, result_name, tx).await,
             }
         };
-        let timed_out = started.elapsed() >= timeout;
+        let ran_for = started.elapsed();
         watchdog.abort();
         let _ = forwarder.await;
         let died = matches!(result, ExecResult::Died(_));
-        let finished = finish_kernel_result(result, timed_out, timeout);
+        let finished = finish_kernel_result(result, ran_for, timeout);
         if died {
+            metrics::kernel_restarted(RestartReason::Crash);
             self.drop_kernel().await;
             if let Err(e) = self.ensure_kernel().await {
                 log::error!("kernel restart after crash failed: {e}");
@@ -611,6 +620,7 @@ impl Worker {
             ),
         };
         log::warn!("SQL parameters: {lost}");
+        metrics::kernel_restarted(RestartReason::Crash);
         self.drop_kernel().await;
         if let Err(e) = self.ensure_kernel().await {
             log::error!("kernel restart failed: {e}");
@@ -696,6 +706,7 @@ impl Worker {
             )),
             ExecResult::Died(reason) => {
                 log::warn!("kernel died binding a SQL result: {reason}");
+                metrics::kernel_restarted(RestartReason::Crash);
                 self.drop_kernel().await;
                 if let Err(e) = self.ensure_kernel().await {
                     log::error!("kernel restart failed: {e}");
@@ -775,6 +786,7 @@ impl Worker {
         }
         let died = forwarder.await.unwrap_or(false);
         if died {
+            metrics::kernel_restarted(RestartReason::Crash);
             self.drop_kernel().await;
             if let Err(e) = self.ensure_kernel().await {
                 log::error!("kernel restart after crash failed: {e}");
@@ -875,11 +887,11 @@ async fn forward_plan_events(
                     if let Ok(mut c) = clock.lock() {
                         c.running = None;
                     }
-                    let timed_out = started_at.take().is_some_and(|at| at.elapsed() >= timeout);
+                    let ran_for = started_at.take().map(|at| at.elapsed()).unwrap_or_default();
                     let finished = match result {
                         StepResult::Ran(result) => {
                             died |= matches!(result, ExecResult::Died(_));
-                            finish_kernel_result(result, timed_out, timeout)
+                            finish_kernel_result(result, ran_for, timeout)
                         }
                         StepResult::Blocked => Finished::not_run(Outcome::Blocked),
                         StepResult::Cancelled => Finished::not_run(Outcome::Cancelled),
@@ -906,8 +918,18 @@ async fn forward_plan_events(
     died
 }
 
-/// How a cell that ran in the kernel ends, as the room sees it.
-fn finish_kernel_result(result: ExecResult, timed_out: bool, timeout: Duration) -> Finished {
+/// How a cell that ran in the kernel for `ran_for` ends, as the room sees it (and as the
+/// `cell_runs_total` metric counts it).
+fn finish_kernel_result(result: ExecResult, ran_for: Duration, timeout: Duration) -> Finished {
+    let timed_out = ran_for >= timeout;
+    let outcome = match &result {
+        ExecResult::Ok => CellOutcome::Success,
+        ExecResult::Error(_) => CellOutcome::Error,
+        ExecResult::Interrupted | ExecResult::Died(_) if timed_out => CellOutcome::Timeout,
+        ExecResult::Interrupted => CellOutcome::Interrupted,
+        ExecResult::Died(_) => CellOutcome::Crashed,
+    };
+    metrics::cell_run(outcome, Some(ran_for));
     match result {
         ExecResult::Ok => Finished::success(),
         ExecResult::Error(traceback) => Finished::error(traceback),
@@ -928,6 +950,19 @@ fn finish_kernel_result(result: ExecResult, timed_out: bool, timeout: Duration) 
                 format!("The {reason}; a fresh kernel was started and all values are gone")
             })
         }
+    }
+}
+
+/// The `cell_runs_total` outcome of a cell that ran outside the kernel (SQL on a database);
+/// None for a cell that did not run.
+fn cell_outcome(outcome: &Outcome) -> Option<CellOutcome> {
+    match outcome {
+        Outcome::Success => Some(CellOutcome::Success),
+        Outcome::Error(_) => Some(CellOutcome::Error),
+        Outcome::Interrupted => Some(CellOutcome::Interrupted),
+        Outcome::Died(_) => Some(CellOutcome::Crashed),
+        // Counted where the room blocks it; a cancelled cell runs again later.
+        Outcome::Blocked | Outcome::Cancelled => None,
     }
 }
 

@@ -81,6 +81,7 @@ impl Outbox {
         let queued = inner.queue.len() - inner.welcome;
         let bytes = inner.bytes - inner.welcome_bytes;
         if queued >= max_events || bytes + event.len() > MAX_QUEUED_BYTES {
+            crate::metrics::ws_slow_client(inner.queue.len() + 1);
             inner.queue.clear();
             inner.bytes = 0;
             inner.welcome = 0;
@@ -93,6 +94,7 @@ impl Outbox {
         }
         inner.bytes += event.len();
         inner.queue.push_back(event);
+        crate::metrics::ws_message_queued();
         wake_once(&mut inner, Pushed::Queued)
     }
 

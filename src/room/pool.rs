@@ -68,7 +68,10 @@ impl Spare {
         let moved = move_dir(&self.work_dir, work_dir)
             .and_then(|()| move_dir(&self.layer_root, layer_root));
         match moved {
-            Ok(()) => Ok(self.kernel),
+            Ok(()) => {
+                self.kernel.set_spare(false);
+                Ok(self.kernel)
+            }
             Err(e) => {
                 let Spare {
                     kernel,
@@ -310,7 +313,10 @@ async fn start_spare(config: &PoolConfig) -> Result<(Kernel, String, PathBuf, Pa
         read_only_dirs,
     };
     match Kernel::spawn(&kernel_config).await {
-        Ok(kernel) => Ok((kernel, python, work_dir, layer.root)),
+        Ok(kernel) => {
+            kernel.set_spare(true);
+            Ok((kernel, python, work_dir, layer.root))
+        }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&work_dir);
             let _ = std::fs::remove_dir_all(&layer.root);

@@ -61,6 +61,8 @@ pub struct WsSession {
     name: Option<String>,
     /// The user's role on the notebook, set on join (the room updates it on member changes).
     role: Arc<SessionRole>,
+    /// Counts the connection in `ws_sessions` until the session is dropped.
+    _live: crate::metrics::GaugeGuard,
 }
 
 impl WsSession {
@@ -84,6 +86,7 @@ impl WsSession {
             expires_at: i64::MAX,
             name: None,
             role: Arc::new(SessionRole::new(Role::Viewer)),
+            _live: crate::metrics::ws_session_opened(),
         }
     }
 
@@ -130,17 +133,24 @@ impl WsSession {
             (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: Some(token) })) => {
                 self.authenticate(token, ctx)
             }
-            (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: None })) => self.fail(
-                ctx,
-                CloseCode::Policy,
-                "authentication failed: missing token",
-            ),
-            (Phase::AwaitingAuth, Ok(_)) => self.fail(
-                ctx,
-                CloseCode::Policy,
-                "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
-            ),
+            (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: None })) => {
+                crate::metrics::auth_failure("ws_missing_token");
+                self.fail(
+                    ctx,
+                    CloseCode::Policy,
+                    "authentication failed: missing token",
+                )
+            }
+            (Phase::AwaitingAuth, Ok(_)) => {
+                crate::metrics::auth_failure("ws_not_authenticated");
+                self.fail(
+                    ctx,
+                    CloseCode::Policy,
+                    "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
+                )
+            }
             (Phase::AwaitingAuth, Err(e)) => {
+                crate::metrics::auth_failure("ws_not_authenticated");
                 self.fail(ctx, CloseCode::Policy, &format!("not authenticated: {e}"))
             }
             (Phase::Joined { .. }, Ok(message)) => self.on_joined(message, ctx),
@@ -390,6 +400,7 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_later(self.auth_timeout, |session, ctx| {
             if matches!(session.phase, Phase::AwaitingAuth) {
+                crate::metrics::auth_failure("ws_timeout");
                 session.fail(ctx, CloseCode::Policy, "authentication timed out");
             }
         });
@@ -438,11 +449,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         self.last_heard = Instant::now();
         match item {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
-            Ok(ws::Message::Binary(_)) if matches!(self.phase, Phase::AwaitingAuth) => self.fail(
-                ctx,
-                CloseCode::Policy,
-                "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
-            ),
+            Ok(ws::Message::Binary(_)) if matches!(self.phase, Phase::AwaitingAuth) => {
+                crate::metrics::auth_failure("ws_not_authenticated");
+                self.fail(
+                    ctx,
+                    CloseCode::Policy,
+                    "not authenticated: send {\"type\":\"authenticate\",\"token\":...} first",
+                )
+            }
             Ok(ws::Message::Binary(_)) => {
                 ctx.text(protocol::error("binary messages are not supported"))
             }
