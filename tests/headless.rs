@@ -283,7 +283,10 @@ fn bad_usage_and_input_exit_2_before_anything_runs() {
     write(dir.path(), "broken.ipynb", "{\"cells\": [");
     write(dir.path(), "notes.txt", "n = 1");
     let cases: &[(&[&str], &str)] = &[
-        (&[&nb, "-p", "missing=1"], "no cell defines a top-level name \"missing\""),
+        (
+            &[&nb, "-p", "missing=1"],
+            "no cell defines a top-level name \"missing\"",
+        ),
         (&[&nb, "-p", "n"], "expected NAME=VALUE"),
         (&[&nb, "-p", "1n=2"], "not a Python identifier"),
         (&[&nb, "-p", "n=1", "-p", "n=2"], "more than once"),
@@ -345,14 +348,19 @@ fn a_cell_over_the_timeout_fails_and_the_kernel_is_killed() {
     let started = Instant::now();
     let ran = run(dir.path(), &[&nb, "--timeout", "1"]);
     assert_eq!(ran.code, Some(1), "{}", ran.context());
-    assert!(started.elapsed() < Duration::from_secs(30), "{}", ran.context());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{}",
+        ran.context()
+    );
     assert!(
         ran.stderr.contains("timed out after 1 s"),
         "{}",
         ran.context()
     );
     assert!(
-        ran.stderr.contains("not run (the kernel was killed when cell 2 timed out)"),
+        ran.stderr
+            .contains("not run (the kernel was killed when cell 2 timed out)"),
         "{}",
         ran.context()
     );
@@ -391,7 +399,10 @@ fn ctrl_c_stops_the_kernel_and_exits_130() {
         if alive.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "kernel processes outlived the run: {alive:?}");
+        assert!(
+            Instant::now() < deadline,
+            "kernel processes outlived the run: {alive:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

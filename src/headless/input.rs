@@ -67,10 +67,7 @@ impl Notebook {
 
     /// How many cells execute (markdown does not).
     pub fn executable_count(&self) -> usize {
-        self.cells
-            .iter()
-            .filter(|c| c.cell_type.executes())
-            .count()
+        self.cells.iter().filter(|c| c.cell_type.executes()).count()
     }
 }
 

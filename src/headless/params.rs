@@ -152,6 +152,9 @@ mod tests {
         let code = p.code();
         assert!(!code.contains("__import__"), "{code}");
         assert!(!code.contains("system"), "{code}");
-        assert!(code.contains("    n = _rn_ast.literal_eval(_rn_text)"), "{code}");
+        assert!(
+            code.contains("    n = _rn_ast.literal_eval(_rn_text)"),
+            "{code}"
+        );
     }
 }

@@ -25,10 +25,13 @@ pub fn conclude(
         return Ok(signal.exit_code());
     }
     for (i, run) in results.cells.iter().enumerate() {
-        if let (Some(cell), Some(CellRun {
-            outcome: Outcome::Failed(error),
-            ..
-        })) = (notebook.cells.get(i), run)
+        if let (
+            Some(cell),
+            Some(CellRun {
+                outcome: Outcome::Failed(error),
+                ..
+            }),
+        ) = (notebook.cells.get(i), run)
         {
             eprintln!("error: {} failed:\n{}", cell.label(i), indent(error));
         }
@@ -45,7 +48,11 @@ pub fn conclude(
         write_output(notebook, params, results, path, *format)?;
         eprintln!("wrote {}", path.display());
     }
-    Ok(if counts.all_ok() { EXIT_OK } else { EXIT_FAILED })
+    Ok(if counts.all_ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }
 
 /// Each line of a traceback indented, so it reads as belonging to the line above.

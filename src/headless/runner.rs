@@ -160,7 +160,9 @@ impl Runner<'_> {
                 CellRun::settled(Outcome::Blocked { by: root })
             } else {
                 self.progress.started(&label);
-                let (run, ended) = self.run_cell(&mut kernel, i, cell, &mut applied, stop).await;
+                let (run, ended) = self
+                    .run_cell(&mut kernel, i, cell, &mut applied, stop)
+                    .await;
                 if run.outcome != Outcome::Ok {
                     failed.insert(i, i);
                 }
@@ -215,7 +217,10 @@ impl Runner<'_> {
             }
         }
         let Some(live) = kernel.as_mut() else {
-            return kernel_gone("the Python kernel is gone".into(), "the Python kernel is gone");
+            return kernel_gone(
+                "the Python kernel is gone".into(),
+                "the Python kernel is gone",
+            );
         };
         let (mut run, mut halt) = self.execute(live, i, cell, stop).await;
         if run.outcome == Outcome::Ok {
@@ -295,10 +300,9 @@ impl Runner<'_> {
         let (outcome, halt) = match result {
             ExecResult::Ok => (Outcome::Ok, None),
             ExecResult::Error(traceback) => (Outcome::Failed(traceback), None),
-            ExecResult::Interrupted if timed_out => (
-                Outcome::Failed(format!("timed out after {secs} s")),
-                None,
-            ),
+            ExecResult::Interrupted if timed_out => {
+                (Outcome::Failed(format!("timed out after {secs} s")), None)
+            }
             ExecResult::Interrupted => (Outcome::Failed("KeyboardInterrupt".into()), None),
             ExecResult::Died(_) if timed_out => (
                 Outcome::Failed(format!(
@@ -342,9 +346,10 @@ impl Runner<'_> {
         match result {
             Ok(ExecResult::Ok) => (Ok(()), None),
             Ok(ExecResult::Error(e)) => (Err(format!("could not set parameter {name}: {e}")), None),
-            Ok(ExecResult::Interrupted) => {
-                (Err(format!("setting parameter {name} was interrupted")), None)
-            }
+            Ok(ExecResult::Interrupted) => (
+                Err(format!("setting parameter {name} was interrupted")),
+                None,
+            ),
             Ok(ExecResult::Died(reason)) => (
                 Err(format!("could not set parameter {name}: the {reason}")),
                 Some(Halt::KernelGone(format!(

@@ -25,8 +25,12 @@ impl StopSignal {
     /// What the terminal is told.
     pub fn message(self) -> &'static str {
         match self {
-            StopSignal::Interrupt => "interrupted (Ctrl+C): the run was stopped and nothing was written",
-            StopSignal::Terminate => "terminated (SIGTERM): the run was stopped and nothing was written",
+            StopSignal::Interrupt => {
+                "interrupted (Ctrl+C): the run was stopped and nothing was written"
+            }
+            StopSignal::Terminate => {
+                "terminated (SIGTERM): the run was stopped and nothing was written"
+            }
         }
     }
 }
