@@ -9,6 +9,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod error;
+pub mod headless;
 pub mod kernel;
 pub mod metrics;
 pub mod notebook;

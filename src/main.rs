@@ -1,5 +1,6 @@
-//! Command line: `serve` (default), `migrate`, `token --user ID`, `check [--json]`.
-//! Every setting flag is accepted before or after the subcommand.
+//! Command line: `serve` (default), `migrate`, `token --user ID`, `check [--json]`,
+//! `run PATH [-o OUT] [-p NAME=VALUE]...`. Every setting flag is accepted before or after the
+//! subcommand.
 
 use clap::{Parser, Subcommand};
 
@@ -7,6 +8,7 @@ use reactive_notebook::auth::{mint_local_token, AuthMode};
 use reactive_notebook::check;
 use reactive_notebook::config::{Config, Settings};
 use reactive_notebook::db::migrate;
+use reactive_notebook::headless::{self, RunArgs};
 use reactive_notebook::server;
 
 /// A server for reactive Python and SQL notebooks.
@@ -41,11 +43,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a notebook file (.ipynb or percent-format .py) in a sandboxed kernel, without the
+    /// server or its database, and optionally write its outputs (.ipynb or .html). Exits 0 when
+    /// every cell succeeded, 1 when one failed, 2 on bad usage or input, 130 on Ctrl+C.
+    Run(RunArgs),
 }
 
 fn main() {
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
@@ -62,6 +67,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // A headless run talks to its user on stderr itself; the server's info lines (kernel
+    // spawned, sandbox layers) would only bury that, so it logs warnings unless RUST_LOG says.
+    let default_filter = if matches!(cli.command, Some(Command::Run(_))) {
+        "warn"
+    } else {
+        "info"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+        .init();
     if let Some(Command::Check { json }) = cli.command {
         std::process::exit(run_check(cli.settings, json));
     }
@@ -72,6 +86,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Run(args)) = cli.command {
+        std::process::exit(headless::main(args, &config));
+    }
     let code = match actix_web::rt::System::new().block_on(run(cli.command, config)) {
         Ok(()) => 0,
         Err(e) => {
@@ -100,6 +117,8 @@ async fn run(command: Option<Command>, config: Config) -> Result<(), String> {
         }
         // Handled in main before the settings are validated.
         Command::Check { .. } => Err("check runs on its own".into()),
+        // Handled in main: it needs no server runtime.
+        Command::Run(_) => Err("run runs on its own".into()),
         Command::Token { user, ttl } => {
             if config.auth.jwt_key.is_some()
                 || config.auth.jwks_url.is_some()

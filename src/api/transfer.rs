@@ -100,16 +100,7 @@ pub async fn export(
     let snapshot = ask(&room, messages::Snapshot).await?;
     let notebook = ExportNotebook::from_snapshot(snapshot)
         .map_err(|e| ApiError::Internal(format!("snapshot does not read as a notebook: {e}")))?;
-    let body = match format {
-        Format::Ipynb => {
-            let mut text = serde_json::to_string_pretty(&io::ipynb::export(&notebook))
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            text.push('\n');
-            text
-        }
-        Format::Py => io::percent::export(&notebook),
-        Format::Html => io::html::export(&notebook),
-    };
+    let body = io::render(format, &notebook).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header((

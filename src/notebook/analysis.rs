@@ -31,6 +31,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tree_sitter::{Node, Parser};
 
+use crate::notebook::CellType;
+
 mod sql;
 mod sql_tables;
 
@@ -132,6 +134,26 @@ pub fn analyze_python(code: &str) -> CellNames {
         return CellNames::error(msg);
     }
     a.finish()
+}
+
+/// Analyses a cell's code by its type; a SQL cell also defines its result name, and markdown
+/// defines and reads nothing (it is never in the graph).
+pub fn analyze_cell(cell_type: CellType, code: &str, result_name: Option<&str>) -> CellNames {
+    match cell_type {
+        CellType::Python => analyze_python(code),
+        CellType::Markdown => CellNames::default(),
+        CellType::Sql => {
+            let mut names = analyze_sql(code);
+            if names.syntax_error.is_none() {
+                if let Some(own) = result_name {
+                    // A query over its own previous result does not depend on itself.
+                    names.reads.retain(|r| r != own);
+                    names.writes = vec![own.to_string()];
+                }
+            }
+            names
+        }
+    }
 }
 
 /// 1-based line and character column of a byte offset.

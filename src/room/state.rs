@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use crate::db::models::{CellRow, NotebookRow};
-use crate::notebook::analysis::{analyze_python, analyze_sql, CellNames};
+use crate::notebook::analysis::{analyze_cell as analyze, CellNames};
 use crate::notebook::cell::SyntaxError;
 use crate::notebook::graph::{Graph, GraphCell};
 use crate::notebook::{Cell, CellStatus, CellType};
@@ -128,26 +128,6 @@ impl LiveCell {
         self.stdout.clear();
         self.outputs.clear();
         self.error = None;
-    }
-}
-
-/// Analyses a cell's code; a SQL cell also defines its result name.
-pub fn analyze(cell_type: CellType, code: &str, result_name: Option<&str>) -> CellNames {
-    match cell_type {
-        CellType::Python => analyze_python(code),
-        // Markdown is text: it defines and reads nothing, so it is never in the graph.
-        CellType::Markdown => CellNames::default(),
-        CellType::Sql => {
-            let mut names = analyze_sql(code);
-            if names.syntax_error.is_none() {
-                if let Some(own) = result_name {
-                    // A query over its own previous result does not depend on itself.
-                    names.reads.retain(|r| r != own);
-                    names.writes = vec![own.to_string()];
-                }
-            }
-            names
-        }
     }
 }
 

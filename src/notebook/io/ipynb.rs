@@ -167,6 +167,13 @@ pub fn export(notebook: &ExportNotebook) -> Value {
     })
 }
 
+/// An nbformat document as file text: indented JSON ending with a newline, as Jupyter saves it.
+pub fn to_text(doc: &Value) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(doc)?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn bad(msg: impl Into<String>) -> ImportError {
     ImportError(msg.into())
 }

@@ -98,6 +98,15 @@ impl ExportNotebook {
     }
 }
 
+/// The notebook as the text of a file of `format` (what an export download holds).
+pub fn render(format: Format, notebook: &ExportNotebook) -> Result<String, serde_json::Error> {
+    match format {
+        Format::Ipynb => ipynb::to_text(&ipynb::export(notebook)),
+        Format::Py => Ok(percent::export(notebook)),
+        Format::Html => Ok(html::export(notebook)),
+    }
+}
+
 /// The kind of an imported cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CellKind {
