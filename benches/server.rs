@@ -72,7 +72,11 @@ async fn start_with_env(database_url: Option<&str>, extra_env: &[(&str, &str)]) 
             "PYTHON",
             std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
         )
-        .env("RUST_LOG", "warn")
+        // BENCH_SERVER_LOG shows the server's own log, e.g. to see where a figure's time goes.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(url) = database_url {
@@ -259,6 +263,17 @@ async fn chain_run(server: &Server, n: usize, runs: usize) -> (f64, Vec<f64>) {
     let warm = server.cell(&nb, "warm = 1").await;
     tab.send(json!({"type": "run_cell", "cellId": warm})).await;
     wait_status(&mut tab, &warm, Duration::from_secs(60)).await;
+    // BENCH_PAUSE=SECS: time to attach a profiler to the server before the measured runs.
+    if let Some(secs) = std::env::var("BENCH_PAUSE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        println!(
+            "chain of {n}: runs start in {secs} s (server pid {})",
+            server.child.id()
+        );
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
     let mut times = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
@@ -288,6 +303,10 @@ async fn chain_bench() {
             best / precompiled
         );
     }
+}
+
+/// The first run right after opening a notebook, and a run right after a kernel restart.
+async fn first_run_bench() {
     // The first run right after creating a notebook, on a fresh server (so the user holds no
     // kernels): a spare from KERNEL_POOL (default 1) is adopted. One notebook a second, so the
     // pool has refilled in between.
@@ -462,6 +481,9 @@ async fn main() {
     }
     if want("chain") {
         chain_bench().await;
+    }
+    if want("first") {
+        first_run_bench().await;
     }
     if want("sandbox") {
         sandbox_bench().await;
