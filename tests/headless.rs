@@ -395,7 +395,7 @@ fn ctrl_c_stops_the_kernel_and_exits_130() {
     // The kernel's processes worked in the (now removed) folder; none may outlive the run.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let alive = pids_working_under(&dir.path().join("tmp"));
+        let alive = common::procs::host_pids_under(&dir.path().join("tmp"));
         if alive.is_empty() {
             break;
         }
@@ -405,20 +405,4 @@ fn ctrl_c_stops_the_kernel_and_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Live processes whose working directory is (or was, before removal) under `root`.
-fn pids_working_under(root: &Path) -> Vec<u32> {
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            (!stat.contains(") Z ") && cwd.starts_with(&root)).then_some(pid)
-        })
-        .collect()
 }

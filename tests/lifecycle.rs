@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::procs::host_pids_in;
@@ -104,36 +104,15 @@ async fn idle_rooms_stop_with_their_kernels() {
 #[actix_web::test]
 async fn sigterm_closes_sessions_with_1001_and_commits() {
     let dir = common::tempdir::TempDir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
-        .env("BIND", format!("127.0.0.1:{port}"))
-        .env("DATA_DIR", dir.path())
-        .env("CLERK_JWT_KEY", common::tokens::public_pem())
-        .env(
-            "PYTHON",
-            std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
-        )
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
+    let port = free_port();
+    let mut child = sqlite_instance(dir.path(), port, Stdio::null());
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let token = token_for(U);
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "server answered");
+    assert!(
+        answers_health(&http, port, &mut child).await,
+        "server answered"
+    );
     let nb: serde_json::Value = http
         .post(format!("{base}/api/notebooks"))
         .bearer_auth(&token)
@@ -209,18 +188,42 @@ async fn sigterm_closes_sessions_with_1001_and_commits() {
     );
 }
 
-/// Starts the binary on `dir`'s SQLite file at `port` with stderr captured.
-fn sqlite_instance(dir: &std::path::Path, port: u16) -> std::process::Child {
+/// Starts the binary on `dir`'s SQLite file at `port`, its stderr going to `stderr`.
+fn sqlite_instance(dir: &std::path::Path, port: u16, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("DATA_DIR", dir)
         .env("CLERK_JWT_KEY", common::tokens::public_pem())
+        .env(
+            "PYTHON",
+            std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+        )
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("server starts")
+}
+
+/// Polls the instance's `/health` for up to 10 s: whether it answered. Panics if the process
+/// exits meanwhile, with its exit status.
+async fn answers_health(http: &reqwest::Client, port: u16, child: &mut Child) -> bool {
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("instance on port {port} exited: {status}");
+        }
+        if http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 fn free_port() -> u16 {
@@ -235,24 +238,14 @@ async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
     let dir = common::tempdir::TempDir::new();
     let http = reqwest::Client::new();
     let first_port = free_port();
-    let mut first = sqlite_instance(dir.path(), first_port);
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("http://127.0.0.1:{first_port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "first instance answered");
+    let mut first = sqlite_instance(dir.path(), first_port, Stdio::null());
+    assert!(
+        answers_health(&http, first_port, &mut first).await,
+        "first instance answered"
+    );
 
     // Another port, same data: it must stop before touching the file, with a clear message.
-    let second = sqlite_instance(dir.path(), free_port());
+    let second = sqlite_instance(dir.path(), free_port(), Stdio::piped());
     let out = second.wait_with_output().expect("second instance exits");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -277,23 +270,8 @@ async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
     let third_port = free_port();
-    let mut third = sqlite_instance(dir.path(), third_port);
-    let mut up = false;
-    for _ in 0..100 {
-        if let Some(status) = third.try_wait().expect("poll") {
-            panic!("instance after kill -9 exited: {status}");
-        }
-        if http
-            .get(format!("http://127.0.0.1:{third_port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut third = sqlite_instance(dir.path(), third_port, Stdio::null());
+    let up = answers_health(&http, third_port, &mut third).await;
     third.kill().expect("stop");
     let _ = third.wait();
     assert!(up, "an instance starts once the holder is gone");

@@ -463,27 +463,13 @@ async fn a_slow_client_is_counted_when_cut_off() {
     let _serial = SERIAL.lock().await;
     let s = TestServer::start(Backend::Sqlite).await;
     let nb = s.new_notebook(U, "flood").await;
-    // About 7 MB of events: more than the socket buffers hold, so a tab that does not read
-    // stops being written to and its outbox overflows.
-    let flood = s
-        .new_cell(
-            U,
-            &nb,
-            "python",
-            "pad = 'x' * 300\nfor i in range(20000):\n    display(f'{i} {pad}')",
-        )
-        .await;
+    let flood = s.new_cell(U, &nb, "python", common::ws::FLOOD_CODE).await;
     let mut stalled = WsClient::join(&s.base, &nb, &token_for(U)).await;
     let before = scrape(&s).await;
     run(&s, U, &nb, &flood).await;
     settle(&s, U, &nb).await;
     // The stalled tab, once it reads, finds a 1013 close.
-    let code = loop {
-        match stalled.next(T).await {
-            common::ws::Frame::Json(_) => {}
-            common::ws::Frame::Closed(code) => break code,
-        }
-    };
+    let (_, code) = stalled.until_closed(T).await;
     assert_eq!(code, 1013);
     let after = scrape_until(&s, "the cut-off session closed", |now| {
         now.get("ws_sessions", &[]) == before.get("ws_sessions", &[]) - 1.0

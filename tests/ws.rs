@@ -291,14 +291,7 @@ fn rss_kib() -> u64 {
 async fn a_stalled_client_is_cut_off_without_hurting_others() {
     let s = server_with(|_| {}).await;
     let nb = s.new_notebook(A, "flood").await;
-    let flood = s
-        .new_cell(
-            A,
-            &nb,
-            "python",
-            "pad = 'x' * 300\nfor i in range(20000):\n    display(f'{i} {pad}')",
-        )
-        .await;
+    let flood = s.new_cell(A, &nb, "python", common::ws::FLOOD_CODE).await;
     let token = token_for(A);
     let mut stalled = WsClient::join(&s.base, &nb, &token).await;
     let mut readers = vec![
@@ -346,13 +339,7 @@ async fn a_stalled_client_is_cut_off_without_hurting_others() {
     eprintln!("20000 events to 2 readers in {elapsed:?}; RSS growth {growth_mib} MiB");
     assert!(growth_mib < 64, "RSS grew by {growth_mib} MiB");
     // The stalled one, when it finally reads, finds far fewer events and a 1013 close.
-    let mut seen = 0usize;
-    let code = loop {
-        match stalled.next(Duration::from_secs(30)).await {
-            Frame::Json(_) => seen += 1,
-            Frame::Closed(code) => break code,
-        }
-    };
+    let (seen, code) = stalled.until_closed(Duration::from_secs(30)).await;
     assert_eq!(code, 1013);
     assert!(seen < 20000, "stalled client got {seen}");
     s.finish().await;

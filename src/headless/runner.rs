@@ -102,11 +102,7 @@ impl Runner<'_> {
         let cells = &self.notebook.cells;
         let nodes: Vec<GraphCell> = cells
             .iter()
-            .map(|c| GraphCell {
-                id: &c.id,
-                writes: &c.names.writes,
-                reads: &c.names.reads,
-            })
+            .map(|c| GraphCell::of(&c.id, &c.names))
             .collect();
         let graph = Graph::build(&nodes);
         let index: HashMap<&str, usize> = cells

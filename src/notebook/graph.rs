@@ -4,6 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+use crate::notebook::analysis::CellNames;
+
 /// A cell as seen by the graph: its id and the names it writes and reads.
 pub struct GraphCell<'a> {
     /// Unique cell id.
@@ -12,6 +14,17 @@ pub struct GraphCell<'a> {
     pub writes: &'a [String],
     /// Names the cell reads.
     pub reads: &'a [String],
+}
+
+impl<'a> GraphCell<'a> {
+    /// The graph's view of a cell with id `id` and analysed names `names`.
+    pub fn of(id: &'a str, names: &'a CellNames) -> Self {
+        GraphCell {
+            id,
+            writes: &names.writes,
+            reads: &names.reads,
+        }
+    }
 }
 
 /// Dependency graph over cells in notebook order.

@@ -179,11 +179,7 @@ impl NotebookState {
         let nodes: Vec<GraphCell> = self
             .cells
             .iter()
-            .map(|c| GraphCell {
-                id: &c.id,
-                writes: &c.names.writes,
-                reads: &c.names.reads,
-            })
+            .map(|c| GraphCell::of(&c.id, &c.names))
             .collect();
         self.graph = Graph::build(&nodes);
         let after = self.graph.errors();

@@ -39,3 +39,14 @@ pub fn host_pids_in(dir: &Path) -> Vec<u32> {
         .map(|(pid, _)| pid)
         .collect()
 }
+
+/// Host pids of live processes working in `dir` or anywhere below it.
+pub fn host_pids_under(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    live_processes()
+        .filter(|(_, proc_dir)| {
+            std::fs::read_link(proc_dir.join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}

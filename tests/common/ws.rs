@@ -9,6 +9,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
+/// A cell emitting about 7 MB of events: more than socket buffers hold, so a tab that does
+/// not read overflows its outbox.
+pub const FLOOD_CODE: &str = "pad = 'x' * 300\nfor i in range(20000):\n    display(f'{i} {pad}')";
+
 /// What arrived next.
 #[derive(Debug)]
 pub enum Frame {
@@ -116,6 +120,18 @@ impl WsClient {
             seen.push(v);
             if stop {
                 return seen;
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket: (messages read, close code). Each read
+    /// waits at most `within`.
+    pub async fn until_closed(&mut self, within: Duration) -> (usize, u16) {
+        let mut seen = 0;
+        loop {
+            match self.next(within).await {
+                Frame::Json(_) => seen += 1,
+                Frame::Closed(code) => return (seen, code),
             }
         }
     }
