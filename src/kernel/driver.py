@@ -606,15 +606,18 @@ def explain_ipython_syntax(e):
 
 
 # Compiled cells by source: re-running unchanged code (what reactive runs mostly do) skips
-# parsing and compiling. Bounded; the oldest entry goes first.
+# parsing and compiling, which costs more than running a small cell. Bounded by entries and
+# by source size (big notebooks re-run whole); the oldest entry goes first.
 _compiled = {}
-MAX_COMPILED = 4096
+_compiled_bytes = [0]
+MAX_COMPILED = 32768
+MAX_COMPILED_BYTES = 8 * 1024 * 1024
 
 
 def _compile_cell(code):
     hit = _compiled.get(code)
     if hit is not None:
-        filename, body, last_code = hit
+        filename, body, last_code, _ = hit
         if filename not in linecache.cache:
             # Its source lines were rotated out; tracebacks still need them.
             _remember_source(filename, code)
@@ -626,9 +629,11 @@ def _compile_cell(code):
         last = ast.Expression(tree.body.pop().value)
     body = compile(tree, filename, "exec")
     last_code = compile(last, filename, "eval") if last is not None else None
-    if len(_compiled) >= MAX_COMPILED:
-        _compiled.pop(next(iter(_compiled)))
-    _compiled[code] = (filename, body, last_code)
+    while _compiled and (len(_compiled) >= MAX_COMPILED or _compiled_bytes[0] + len(code) > MAX_COMPILED_BYTES):
+        _compiled_bytes[0] -= len(_compiled.pop(next(iter(_compiled)))[3])
+    if len(code) <= MAX_COMPILED_BYTES:
+        _compiled[code] = (filename, body, last_code, code)
+        _compiled_bytes[0] += len(code)
     return body, last_code
 
 
@@ -679,26 +684,33 @@ def do_plan(req):
     plan_id = req.get("id")
     failed = set()
     stop = False
+    # A step's `done` goes out with the next step's `started`, in one write: the next step
+    # begins at once, so nothing waits for it, and a plan costs one write per cell.
+    pending = b""
     for step in req.get("steps") or []:
         sid = step.get("id")
         if stop or plan_id in CANCELLED_PLANS:
-            send({"type": "done", "id": sid, "status": "cancelled", "error": None})
+            pending += _dumps({"type": "done", "id": sid, "status": "cancelled", "error": None})
             continue
         if any(p in failed for p in step.get("parents") or ()):
             failed.add(sid)
-            send({"type": "done", "id": sid, "status": "blocked", "error": None})
+            pending += _dumps({"type": "done", "id": sid, "status": "blocked", "error": None})
             continue
-        send(None, b'{"type":"started","id":%d}\n' % sid if type(sid) is int else _dumps({"type": "started", "id": sid}))
-        status = execute_step(sid, step.get("code", ""))
+        started = b'{"type":"started","id":%d}\n' % sid if type(sid) is int else _dumps({"type": "started", "id": sid})
+        send(None, pending + started)
+        status, pending = execute_step(sid, step.get("code", ""), defer_done=True)
         if status != "ok":
             failed.add(sid)
         if status == "interrupted":
             stop = True
+    if pending:
+        send(None, pending)
     CANCELLED_PLANS.discard(plan_id)
 
 
-def execute_step(rid, code):
-    """Runs one cell as command `rid`, streaming its output, then reports `done`."""
+def execute_step(rid, code, defer_done=False):
+    """Runs one cell as command `rid`, streaming its output, then reports `done` (or, with
+    `defer_done`, returns the message for the caller to send): (status, unsent message)."""
     STATE.current_id = rid
     status, error = "ok", None
     try:
@@ -715,11 +727,14 @@ def execute_step(rid, code):
         pass
     if error is None and type(rid) is int:
         # The common case, formatted directly (json.dumps costs more than the cell).
-        send(None, b'{"type":"done","id":%d,"status":"%s","error":null}\n' % (rid, status.encode()))
+        done = b'{"type":"done","id":%d,"status":"%s","error":null}\n' % (rid, status.encode())
     else:
-        send({"type": "done", "id": rid, "status": status, "error": error})
+        done = _dumps({"type": "done", "id": rid, "status": status, "error": error})
     STATE.current_id = None
-    return status
+    if defer_done:
+        return status, done
+    send(None, done)
+    return status, b""
 
 
 def sql_value(v):
