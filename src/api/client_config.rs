@@ -5,8 +5,13 @@ use serde_json::json;
 
 use crate::auth::{AuthMode, Verifier};
 use crate::server::AppState;
+use crate::api::openapi::schemas::ClientConfig;
 
 /// The auth mode, Clerk's publishable key in Clerk mode, and the kernel sandbox's layers.
+#[utoipa::path(
+    tag = "config",
+    responses((status = 200, description = "How to sign in, and the sandbox in force", body = ClientConfig))
+)]
 #[get("/api/config")]
 pub async fn client_config(
     state: web::Data<AppState>,

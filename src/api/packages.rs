@@ -11,9 +11,11 @@ use crate::error::ApiError;
 use crate::pyenv::packages::Requirement;
 use crate::room::packages::InstallPackage;
 use crate::server::AppState;
+use crate::api::openapi::schemas::ErrorBody;
+use crate::api::openapi::wire::PackageEntry;
 
 /// Body of `POST /api/notebooks/{id}/packages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InstallBody {
     name: String,
     version: Option<String>,
@@ -21,6 +23,23 @@ pub struct InstallBody {
 
 /// Installs a package for this notebook: 202 at once with `{"name","version","state"}`; pip's
 /// output streams to every tab as `package_install` events.
+#[utoipa::path(
+    tag = "packages",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = InstallBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued; pip's output streams as `package_install` WebSocket messages", body = PackageEntry),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not install packages", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 409, description = "The package is already being installed", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, name or version", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/packages")]
 pub async fn install(
     user: AuthUser,
