@@ -15,6 +15,7 @@ pub const AUDIT_LIMIT: i64 = 500;
 
 /// Lists the notebook's audit entries (owner only: 403 for other members, 404 for anyone else).
 #[utoipa::path(
+    operation_id = "list_audit",
     tag = "sharing",
     params(("id" = String, Path, description = "The notebook")),
     security(("bearer" = [])),

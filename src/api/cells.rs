@@ -42,6 +42,7 @@ pub struct UpdateCell {
 
 /// Adds a cell at the end, after `after_cell_id` or before `before_cell_id`.
 #[utoipa::path(
+    operation_id = "create_cell",
     tag = "cells",
     params(("id" = String, Path, description = "The notebook")),
     request_body = CreateCell,
@@ -146,6 +147,7 @@ pub async fn update(
 
 /// Deletes a cell.
 #[utoipa::path(
+    operation_id = "delete_cell",
     tag = "cells",
     params(("id" = String, Path, description = "The notebook"), ("cell_id" = String, Path, description = "The cell")),
     security(("bearer" = [])),

@@ -45,6 +45,7 @@ fn invite_not_found() -> ApiError {
 
 /// Creates an invite for `editor` or `viewer`; 201 with the code (shown only now) and a link.
 #[utoipa::path(
+    operation_id = "create_invite",
     tag = "sharing",
     params(("id" = String, Path, description = "The notebook")),
     request_body = CreateInvite,
@@ -97,6 +98,7 @@ pub async fn create(
 
 /// Lists the notebook's invites that still work (without their codes).
 #[utoipa::path(
+    operation_id = "list_invites",
     tag = "sharing",
     params(("id" = String, Path, description = "The notebook")),
     security(("bearer" = [])),

@@ -58,6 +58,7 @@ pub async fn tell_room(state: &AppState, notebook_id: &str, user_id: &str, role:
 
 /// Lists the owner and the members with their roles.
 #[utoipa::path(
+    operation_id = "list_members",
     tag = "sharing",
     params(("id" = String, Path, description = "The notebook")),
     security(("bearer" = [])),

@@ -57,6 +57,7 @@ pub(crate) fn valid_name(name: &str) -> Result<String, ApiError> {
 
 /// Creates a notebook with one empty Python cell.
 #[utoipa::path(
+    operation_id = "create_notebook",
     tag = "notebooks",
     request_body = CreateNotebook,
     security(("bearer" = [])),
@@ -119,6 +120,7 @@ pub async fn create(
 /// Lists the notebooks the caller owns, then those shared with them, each with the caller's
 /// role; a first-time caller gets the demo notebook.
 #[utoipa::path(
+    operation_id = "list_notebooks",
     tag = "notebooks",
     security(("bearer" = [])),
     responses(
@@ -159,6 +161,7 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResp
 
 /// One notebook with its cells.
 #[utoipa::path(
+    operation_id = "get_notebook",
     tag = "notebooks",
     params(("id" = String, Path, description = "The notebook")),
     security(("bearer" = [])),
@@ -263,6 +266,7 @@ pub async fn set_db(
 
 /// Deletes a notebook and its cells.
 #[utoipa::path(
+    operation_id = "delete_notebook",
     tag = "notebooks",
     params(("id" = String, Path, description = "The notebook")),
     security(("bearer" = [])),
