@@ -439,7 +439,7 @@ async fn real_answers_and_messages_match_the_schemas() {
         .post(
             &format!("/api/notebooks/{nb}/cells"),
             A,
-            json!({"code": "y = 2\nprint(y)"}),
+            json!({"code": "y = 2\nprint(y)\ny"}),
         )
         .await;
     assert_eq!(status, 200, "{created}");
