@@ -51,7 +51,7 @@ fn python(script: &str, input: &Value, what: &str) {
 const SPEC_VALIDATOR: &str = r#"
 import json, sys
 from openapi_spec_validator import validate
-from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+from openapi_spec_validator import OpenAPIV31SpecValidator
 doc = json.load(sys.stdin)
 validate(doc, cls=OpenAPIV31SpecValidator)
 "#;
