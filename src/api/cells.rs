@@ -20,10 +20,14 @@ use crate::api::openapi::schemas::{CellCreated, ErrorBody, Revised};
 /// Body of `POST /api/notebooks/{id}/cells`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateCell {
+    /// `python` (the default), `sql` or `markdown`.
     #[serde(rename = "type", default = "default_type")]
     cell_type: String,
+    /// Insert after this cell (default: at the end).
     after_cell_id: Option<String>,
+    /// Insert before this cell (not with `after_cell_id`).
     before_cell_id: Option<String>,
+    /// The cell's code (empty by default).
     #[serde(default)]
     code: String,
 }
@@ -35,8 +39,11 @@ fn default_type() -> String {
 /// Body of `PUT /api/notebooks/{id}/cells/{cell_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateCell {
+    /// The new code.
     code: Option<String>,
+    /// A SQL cell's result name (a Python identifier).
     result_name: Option<String>,
+    /// Refuse (409) if the cell changed after this revision.
     expected_revision: Option<i64>,
 }
 
@@ -177,7 +184,9 @@ pub async fn delete(
 /// Body of `POST /api/notebooks/{id}/cells/{cell_id}/move`: exactly one of the two.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct MoveCell {
+    /// Put the cell right before this one.
     before_cell_id: Option<String>,
+    /// Put the cell right after this one.
     after_cell_id: Option<String>,
 }
 

@@ -23,6 +23,7 @@ struct RunAllQuery {
 /// Body of `PUT /api/notebooks/{id}/lazy`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LazyBody {
+    /// The mode to set.
     lazy: bool,
 }
 

@@ -41,7 +41,9 @@ const MAX_ERROR_CHARS: usize = 500;
 /// Body of `complete` and `inspect`: the code and a cursor offset in Unicode code points.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeAt {
+    /// The code (at most 256 KiB).
     code: String,
+    /// The cursor's offset in Unicode code points.
     cursor: usize,
 }
 

@@ -22,6 +22,7 @@ const MAX_CODE_CHARS: usize = 128;
 /// Body of `POST /api/notebooks/{id}/invites`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateInvite {
+    /// The role it grants: `editor` or `viewer`.
     role: String,
 }
 

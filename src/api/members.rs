@@ -17,6 +17,7 @@ use crate::api::openapi::schemas::{ErrorBody, Members, RoleChanged, StatusOk};
 /// Body of `PUT /api/notebooks/{id}/members/{user_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetRole {
+    /// The new role: `editor` or `viewer`.
     role: String,
 }
 

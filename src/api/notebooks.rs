@@ -26,18 +26,21 @@ const MAX_NAME_CHARS: usize = 200;
 /// Body of `POST /api/notebooks`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateNotebook {
+    /// The name (default `Untitled notebook`), trimmed: 1 to 200 characters.
     name: Option<String>,
 }
 
 /// Body of `PUT /api/notebooks/{id}/name`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenameBody {
+    /// The new name, trimmed: 1 to 200 characters.
     name: String,
 }
 
 /// Body of `PUT /api/notebooks/{id}/db`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetDbBody {
+    /// The PostgreSQL connection string; an empty string clears it.
     connection_string: String,
 }
 

@@ -17,7 +17,9 @@ use crate::api::openapi::wire::PackageEntry;
 /// Body of `POST /api/notebooks/{id}/packages`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct InstallBody {
+    /// The package's name on PyPI.
     name: String,
+    /// A version (`1.2.0`) or specifiers (`>=1.2,<2`).
     version: Option<String>,
 }
 

@@ -36,8 +36,11 @@ pub struct ExportQuery {
 /// Body of `POST /api/notebooks/import`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ImportBody {
+    /// The file's format: `ipynb` or `py`.
     format: String,
+    /// The file's text.
     content: String,
+    /// The notebook's name (default `Imported notebook`).
     name: Option<String>,
 }
 
