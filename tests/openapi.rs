@@ -122,7 +122,9 @@ async fn document_is_valid_openapi_31_without_auth() {
     let server = TestServer::start(Backend::Sqlite).await;
     let doc = fetch_document(&server).await;
     assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
         "{}",
         doc["openapi"]
     );
@@ -153,9 +155,10 @@ async fn document_is_valid_openapi_31_without_auth() {
         let needs_bearer = op["security"]
             .as_array()
             .is_some_and(|reqs| reqs.iter().any(|r| r.get("bearer").is_some()));
-        let optional = op["security"]
-            .as_array()
-            .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
+        let optional = op["security"].as_array().is_some_and(|reqs| {
+            reqs.iter()
+                .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+        });
         if !needs_bearer || optional {
             open.push(format!("{} {path}", method.to_uppercase()));
         }
@@ -183,14 +186,20 @@ async fn document_is_valid_openapi_31_without_auth() {
     );
     for (path, method) in [("/api/config", "GET"), ("/health", "GET")] {
         let (status, body) = server
-            .call(Method::from_bytes(method.as_bytes()).expect("method"), path, None, None)
+            .call(
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                path,
+                None,
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{path} is documented as open: {body}");
     }
-    let (status, _) = server
-        .call(Method::GET, "/api/notebooks", None, None)
-        .await;
-    assert_eq!(status, 401, "a bearer route refuses a request without a token");
+    let (status, _) = server.call(Method::GET, "/api/notebooks", None, None).await;
+    assert_eq!(
+        status, 401,
+        "a bearer route refuses a request without a token"
+    );
     server.finish().await;
 }
 
@@ -235,6 +244,15 @@ async fn document_and_route_table_match_both_ways() {
         );
     }
 
+    // Query parameters are documented too.
+    let export = &doc["paths"]["/api/notebooks/{id}/export"]["get"]["parameters"];
+    assert!(
+        export.as_array().is_some_and(|ps| ps
+            .iter()
+            .any(|p| p["name"] == "format" && p["in"] == "query")),
+        "{export}"
+    );
+
     // Document -> server: every documented operation is served (a route the server does not
     // have answers the catch-all `{"detail": "Not Found"}`).
     for (method, path) in &ops {
@@ -275,7 +293,10 @@ async fn websocket_and_chat_schemas_are_components() {
         "refresh_auth",
         "yjs",
     ] {
-        assert!(client.iter().any(|k| k == kind), "WsClientMessage {kind}: {client:?}");
+        assert!(
+            client.iter().any(|k| k == kind),
+            "WsClientMessage {kind}: {client:?}"
+        );
     }
     let server_kinds = tags("WsServerMessage", "type");
     for kind in [
@@ -359,9 +380,19 @@ async fn real_answers_and_messages_match_the_schemas() {
         (Method::GET, "/health".to_string(), "/health", None),
         (Method::GET, "/health/ready".into(), "/health/ready", None),
         (Method::GET, "/api/config".into(), "/api/config", None),
-        (Method::GET, "/api/environment".into(), "/api/environment", None),
+        (
+            Method::GET,
+            "/api/environment".into(),
+            "/api/environment",
+            None,
+        ),
         (Method::GET, "/api/notebooks".into(), "/api/notebooks", None),
-        (Method::GET, format!("/api/notebooks/{nb}"), "/api/notebooks/{id}", None),
+        (
+            Method::GET,
+            format!("/api/notebooks/{nb}"),
+            "/api/notebooks/{id}",
+            None,
+        ),
         (
             Method::POST,
             format!("/api/notebooks/{nb}/cells"),
@@ -380,22 +411,42 @@ async fn real_answers_and_messages_match_the_schemas() {
             "/api/notebooks/{id}/lazy",
             Some(json!({"lazy": false})),
         ),
-        (Method::GET, format!("/api/notebooks/{nb}/members"), "/api/notebooks/{id}/members", None),
+        (
+            Method::GET,
+            format!("/api/notebooks/{nb}/members"),
+            "/api/notebooks/{id}/members",
+            None,
+        ),
         (
             Method::POST,
             format!("/api/notebooks/{nb}/invites"),
             "/api/notebooks/{id}/invites",
             Some(json!({"role": "viewer"})),
         ),
-        (Method::GET, format!("/api/notebooks/{nb}/invites"), "/api/notebooks/{id}/invites", None),
-        (Method::GET, format!("/api/notebooks/{nb}/audit"), "/api/notebooks/{id}/audit", None),
+        (
+            Method::GET,
+            format!("/api/notebooks/{nb}/invites"),
+            "/api/notebooks/{id}/invites",
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/notebooks/{nb}/audit"),
+            "/api/notebooks/{id}/audit",
+            None,
+        ),
         (
             Method::GET,
             format!("/api/notebooks/{nb}/variables"),
             "/api/notebooks/{id}/variables",
             None,
         ),
-        (Method::GET, "/api/notebooks/missing".into(), "/api/notebooks/{id}", None),
+        (
+            Method::GET,
+            "/api/notebooks/missing".into(),
+            "/api/notebooks/{id}",
+            None,
+        ),
         (
             Method::POST,
             format!("/api/notebooks/{nb}/cells"),
@@ -425,12 +476,16 @@ async fn real_answers_and_messages_match_the_schemas() {
     let token = tokens::token_for(A);
     let mut ws = WsClient::connect(&server.base, &nb).await;
     ws.presence = true;
-    ws.send(json!({"type": "authenticate", "token": token})).await;
+    ws.send(json!({"type": "authenticate", "token": token}))
+        .await;
     let mut seen = vec![ws.json(Duration::from_secs(10)).await];
     assert_eq!(seen[0]["type"], "authenticated", "{}", seen[0]);
     ws.send(json!({"type": "refresh_auth", "token": tokens::token_for(A)}))
         .await;
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "auth_refreshed").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "auth_refreshed")
+            .await,
+    );
     let first = server.notebook(A, &nb).await["cells"][0]["id"]
         .as_str()
         .expect("cell id")
@@ -444,9 +499,17 @@ async fn real_answers_and_messages_match_the_schemas() {
         .await;
     assert_eq!(status, 200, "{created}");
     let cell = created["cell_id"].as_str().expect("cell_id").to_string();
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "cell_created").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "cell_created")
+            .await,
+    );
     let (status, _) = server
-        .call(Method::POST, &format!("/api/notebooks/{nb}/cells/{cell}/run"), Some(A), None)
+        .call(
+            Method::POST,
+            &format!("/api/notebooks/{nb}/cells/{cell}/run"),
+            Some(A),
+            None,
+        )
         .await;
     assert_eq!(status, 202);
     seen.extend(
@@ -464,10 +527,18 @@ async fn real_answers_and_messages_match_the_schemas() {
         .await;
     assert_eq!(status, 200);
     let (status, _) = server
-        .call(Method::POST, &format!("/api/notebooks/{nb}/cells/{first}/run"), Some(A), None)
+        .call(
+            Method::POST,
+            &format!("/api/notebooks/{nb}/cells/{first}/run"),
+            Some(A),
+            None,
+        )
         .await;
     assert_eq!(status, 202);
-    seen.extend(ws.until(Duration::from_secs(60), |m| m["type"] == "cell_error").await);
+    seen.extend(
+        ws.until(Duration::from_secs(60), |m| m["type"] == "cell_error")
+            .await,
+    );
     let (status, _) = server
         .post(
             &format!("/api/notebooks/{nb}/cells/{cell}/move"),
@@ -476,13 +547,26 @@ async fn real_answers_and_messages_match_the_schemas() {
         )
         .await;
     assert_eq!(status, 200);
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "cell_moved").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "cell_moved")
+            .await,
+    );
     ws.send(json!({"type": "focus", "cellId": cell})).await;
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "presence").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "presence")
+            .await,
+    );
     ws.send(json!({"type": "run_cell"})).await;
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "error").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "error")
+            .await,
+    );
     let (status, _) = server
-        .put(&format!("/api/notebooks/{nb}/lazy"), A, json!({"lazy": true}))
+        .put(
+            &format!("/api/notebooks/{nb}/lazy"),
+            A,
+            json!({"lazy": true}),
+        )
         .await;
     assert_eq!(status, 200);
     seen.extend(
@@ -493,7 +577,10 @@ async fn real_answers_and_messages_match_the_schemas() {
         .delete(&format!("/api/notebooks/{nb}/cells/{first}"), A)
         .await;
     assert_eq!(status, 200);
-    seen.extend(ws.until(Duration::from_secs(10), |m| m["type"] == "cell_deleted").await);
+    seen.extend(
+        ws.until(Duration::from_secs(10), |m| m["type"] == "cell_deleted")
+            .await,
+    );
 
     let kinds: std::collections::BTreeSet<&str> =
         seen.iter().filter_map(|m| m["type"].as_str()).collect();
@@ -592,7 +679,10 @@ async fn docs_page_loads_the_vendored_swagger_ui() {
         .text()
         .await
         .expect("bundle");
-    assert!(bundle.contains("SwaggerUIBundle"), "the real Swagger UI bundle");
+    assert!(
+        bundle.contains("SwaggerUIBundle"),
+        "the real Swagger UI bundle"
+    );
     let license = server
         .http
         .get(server.url("/swagger-ui/LICENSE"))
@@ -601,6 +691,9 @@ async fn docs_page_loads_the_vendored_swagger_ui() {
         .expect("request sent");
     assert_eq!(license.status(), 200, "the licence ships with the files");
     let license = license.text().await.expect("licence");
-    assert!(license.contains("Apache License"), "the licence ships with the files");
+    assert!(
+        license.contains("Apache License"),
+        "the licence ships with the files"
+    );
     server.finish().await;
 }

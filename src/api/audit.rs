@@ -3,12 +3,12 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::{json, Value};
 
+use crate::api::openapi::schemas::{AuditLog, ErrorBody};
 use crate::auth::AuthUser;
 use crate::db::audit::{self, AuditRow};
 use crate::db::store::StoreError;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{AuditLog, ErrorBody};
 
 /// Most entries listed.
 pub const AUDIT_LIMIT: i64 = 500;

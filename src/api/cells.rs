@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{CellCreated, ErrorBody, Revised};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
@@ -15,7 +16,6 @@ use crate::room::messages::{
     CreateCell as CreateMsg, DeleteCell as DeleteMsg, MoveCell as MoveMsg, UpdateCell as UpdateMsg,
 };
 use crate::server::AppState;
-use crate::api::openapi::schemas::{CellCreated, ErrorBody, Revised};
 
 /// Body of `POST /api/notebooks/{id}/cells`.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -8,6 +8,8 @@ use tokio::sync::mpsc;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{ChatRequest, ErrorBody};
+use crate::api::openapi::wire::ChatFrame;
 use crate::assistant::agent::Agent;
 use crate::assistant::anthropic::AnthropicClient;
 use crate::assistant::tools::Toolbox;
@@ -17,8 +19,6 @@ use crate::collab::Role;
 use crate::error::ApiError;
 use crate::room::messages::Snapshot;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{ChatRequest, ErrorBody};
-use crate::api::openapi::wire::ChatFrame;
 
 /// Frames buffered between the agent and a slow client.
 const EVENT_BUFFER: usize = 64;

@@ -3,9 +3,9 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
+use crate::api::openapi::schemas::ClientConfig;
 use crate::auth::{AuthMode, Verifier};
 use crate::server::AppState;
-use crate::api::openapi::schemas::ClientConfig;
 
 /// The auth mode, Clerk's publishable key in Clerk mode, and the kernel sandbox's layers.
 #[utoipa::path(

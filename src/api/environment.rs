@@ -2,12 +2,12 @@
 
 use actix_web::{get, post, web, HttpResponse};
 
+use crate::api::openapi::schemas::ErrorBody;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::pyenv::status::Status as EnvironmentStatus;
 use crate::pyenv::RetryError;
 use crate::server::AppState;
-use crate::api::openapi::schemas::ErrorBody;
-use crate::pyenv::status::Status as EnvironmentStatus;
 
 /// `{"state", "python", "managed", "progress": {"done", "total", "current"}, "error"?}`.
 #[utoipa::path(

@@ -6,13 +6,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{Accepted, ErrorBody, LazySet};
 use crate::api::{ask, tell};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
 use crate::room::messages::{Interrupt, Restart, RunAll, RunCell, SetLazy};
 use crate::server::AppState;
-use crate::api::openapi::schemas::{Accepted, ErrorBody, LazySet};
 
 /// Query of `POST /api/notebooks/{id}/run`.
 #[derive(Deserialize)]

@@ -3,8 +3,8 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
-use crate::server::AppState;
 use crate::api::openapi::schemas::{Health, Readiness};
+use crate::server::AppState;
 
 /// The process is up.
 #[utoipa::path(

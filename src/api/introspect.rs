@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{Completions, ErrorBody, Inspection, Variables};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
@@ -20,7 +21,6 @@ use crate::kernel::{IntrospectRequest, Introspector};
 use crate::room::actor::introspection::{GetVariables, Introspection, KernelAccess};
 use crate::room::variables::cut;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{Completions, ErrorBody, Inspection, Variables};
 
 /// Longest code accepted for completion or inspection (bytes).
 pub const MAX_CODE_BYTES: usize = 256 * 1024;

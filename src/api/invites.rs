@@ -7,14 +7,12 @@ use serde_json::{json, Value};
 
 use crate::api::body::JsonBody;
 use crate::api::members::{audit, require, tell_room};
+use crate::api::openapi::schemas::{ErrorBody, InviteAccepted, InviteCreated, Invites, StatusOk};
 use crate::auth::AuthUser;
 use crate::collab::{invites, members, Role};
 use crate::db::store::StoreError;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{
-    ErrorBody, InviteAccepted, InviteCreated, Invites, StatusOk,
-};
 
 /// Longest code accepted in a path (ours are 43 characters).
 const MAX_CODE_CHARS: usize = 128;

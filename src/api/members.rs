@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{ErrorBody, Members, RoleChanged, StatusOk};
 use crate::auth::AuthUser;
 use crate::collab::{members, roles, Role};
 use crate::db::audit::{self, AuditRow};
@@ -12,7 +13,6 @@ use crate::db::store::StoreError;
 use crate::error::ApiError;
 use crate::room::actor::collab::MemberChanged;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{ErrorBody, Members, RoleChanged, StatusOk};
 
 /// Body of `PUT /api/notebooks/{id}/members/{user_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -3,10 +3,10 @@
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use crate::api::openapi::schemas::ErrorBody;
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::api::openapi::schemas::ErrorBody;
 
 /// Every metric of this server (see the README's "Metrics").
 #[utoipa::path(

@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{
+    ErrorBody, NotebookCreated, NotebookList, NotebookSnapshot, Renamed, StatusOk,
+};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::db::models::NotebookRow;
@@ -14,9 +17,6 @@ use crate::error::ApiError;
 use crate::notebook::{demo, CellType};
 use crate::room::messages;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{
-    ErrorBody, NotebookCreated, NotebookList, NotebookSnapshot, Renamed, StatusOk,
-};
 use crate::sql::conn_string;
 use crate::sql::destination::check_without_dns;
 use crate::sql::host_policy::HostPolicy;

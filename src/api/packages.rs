@@ -5,14 +5,14 @@ use serde::Deserialize;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::ErrorBody;
+use crate::api::openapi::wire::PackageEntry;
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
 use crate::pyenv::packages::Requirement;
 use crate::room::packages::InstallPackage;
 use crate::server::AppState;
-use crate::api::openapi::schemas::ErrorBody;
-use crate::api::openapi::wire::PackageEntry;
 
 /// Body of `POST /api/notebooks/{id}/packages`.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::api::notebooks::valid_name;
+use crate::api::openapi::schemas::{ErrorBody, Imported};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::db::models::NotebookRow;
@@ -17,7 +18,6 @@ use crate::notebook::io::{self, ExportNotebook, Format, MARKDOWN};
 use crate::notebook::CellType;
 use crate::room::messages;
 use crate::server::AppState;
-use crate::api::openapi::schemas::{ErrorBody, Imported};
 
 /// Largest accepted import request (a notebook with images in its outputs is often several MiB).
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;

@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
-use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
