@@ -96,7 +96,7 @@ fn content_disposition(name: &str, ext: &str) -> Result<HeaderValue, ApiError> {
 /// Downloads the notebook as `ipynb`, `py` or `html` (`?format=`); 422 for another format.
 #[utoipa::path(
     tag = "transfer",
-    params(("id" = String, Path, description = "The notebook")),
+    params(("id" = String, Path, description = "The notebook"), ExportQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The file, as an attachment", content((String = "application/x-ipynb+json"), (String = "text/x-python"), (String = "text/html"))),
