@@ -3,6 +3,7 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::{json, Value};
 
+use crate::api::openapi::schemas::{AuditLog, ErrorBody};
 use crate::auth::AuthUser;
 use crate::db::audit::{self, AuditRow};
 use crate::db::store::StoreError;
@@ -13,6 +14,19 @@ use crate::server::AppState;
 pub const AUDIT_LIMIT: i64 = 500;
 
 /// Lists the notebook's audit entries (owner only: 403 for other members, 404 for anyone else).
+#[utoipa::path(
+    operation_id = "list_audit",
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The entries, newest first", body = AuditLog),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may read the audit log", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}/audit")]
 pub async fn list(
     user: AuthUser,

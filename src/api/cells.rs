@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{CellCreated, ErrorBody, Revised};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
@@ -17,12 +18,16 @@ use crate::room::messages::{
 use crate::server::AppState;
 
 /// Body of `POST /api/notebooks/{id}/cells`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateCell {
+    /// `python` (the default), `sql` or `markdown`.
     #[serde(rename = "type", default = "default_type")]
     cell_type: String,
+    /// Insert after this cell (default: at the end).
     after_cell_id: Option<String>,
+    /// Insert before this cell (not with `after_cell_id`).
     before_cell_id: Option<String>,
+    /// The cell's code (empty by default).
     #[serde(default)]
     code: String,
 }
@@ -32,14 +37,35 @@ fn default_type() -> String {
 }
 
 /// Body of `PUT /api/notebooks/{id}/cells/{cell_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateCell {
+    /// The new code.
     code: Option<String>,
+    /// A SQL cell's result name (a Python identifier).
     result_name: Option<String>,
+    /// Refuse (409) if the cell changed after this revision.
     expected_revision: Option<i64>,
 }
 
 /// Adds a cell at the end, after `after_cell_id` or before `before_cell_id`.
+#[utoipa::path(
+    operation_id = "create_cell",
+    tag = "cells",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = CreateCell,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Created", body = CellCreated),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not change cells", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller), or no such `after_cell_id` / `before_cell_id`", body = ErrorBody),
+        (status = 409, description = "`CELLS_PER_NOTEBOOK` is reached", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, unknown type, or both `after_cell_id` and `before_cell_id`", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/cells")]
 pub async fn create(
     user: AuthUser,
@@ -75,6 +101,23 @@ pub async fn create(
 
 /// Replaces a cell's code and/or a SQL cell's result name (409 when it changed after
 /// `expected_revision`; 422 for an invalid result name).
+#[utoipa::path(
+    tag = "cells",
+    params(("id" = String, Path, description = "The notebook"), ("cell_id" = String, Path, description = "The cell")),
+    request_body = UpdateCell,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = Revised),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not change cells", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or cell", body = ErrorBody),
+        (status = 409, description = "The cell changed after `expected_revision`", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, neither field given, or an invalid result name", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[put("/api/notebooks/{id}/cells/{cell_id}")]
 pub async fn update(
     user: AuthUser,
@@ -110,6 +153,19 @@ pub async fn update(
 }
 
 /// Deletes a cell.
+#[utoipa::path(
+    operation_id = "delete_cell",
+    tag = "cells",
+    params(("id" = String, Path, description = "The notebook"), ("cell_id" = String, Path, description = "The cell")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Revised),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not change cells", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or cell", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[delete("/api/notebooks/{id}/cells/{cell_id}")]
 pub async fn delete(
     user: AuthUser,
@@ -126,14 +182,32 @@ pub async fn delete(
 }
 
 /// Body of `POST /api/notebooks/{id}/cells/{cell_id}/move`: exactly one of the two.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MoveCell {
+    /// Put the cell right before this one.
     before_cell_id: Option<String>,
+    /// Put the cell right after this one.
     after_cell_id: Option<String>,
 }
 
 /// Moves a cell before or after another one (404 for an unknown cell or target, 422 for
 /// both, neither, or the cell itself as target). Order never changes what runs.
+#[utoipa::path(
+    tag = "cells",
+    params(("id" = String, Path, description = "The notebook"), ("cell_id" = String, Path, description = "The cell")),
+    request_body = MoveCell,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Moved", body = Revised),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not change cells", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller), cell or target", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Both targets, neither, or the cell itself", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/cells/{cell_id}/move")]
 pub async fn move_cell(
     user: AuthUser,

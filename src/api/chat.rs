@@ -8,6 +8,8 @@ use tokio::sync::mpsc;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{ChatRequest, ErrorBody};
+use crate::api::openapi::wire::ChatFrame;
 use crate::assistant::agent::Agent;
 use crate::assistant::anthropic::AnthropicClient;
 use crate::assistant::tools::Toolbox;
@@ -22,6 +24,22 @@ use crate::server::AppState;
 const EVENT_BUFFER: usize = 64;
 
 /// Streams the assistant's answer; its tools change the notebook through its room.
+#[utoipa::path(
+    tag = "assistant",
+    params(("notebook_id" = String, Path, description = "The notebook")),
+    request_body = ChatRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A `text/event-stream`: each event is `data: <ChatFrame JSON>`, the last one `done`", content_type = "text/event-stream", body = ChatFrame),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not use the assistant", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "`messages` missing, empty, or with an invalid role or content", body = ErrorBody),
+        (status = 503, description = "The assistant is not configured (`ANTHROPIC_API_KEY`), the database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/chat/{notebook_id}")]
 pub async fn chat(
     user: AuthUser,

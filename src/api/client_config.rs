@@ -3,10 +3,15 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
+use crate::api::openapi::schemas::ClientConfig;
 use crate::auth::{AuthMode, Verifier};
 use crate::server::AppState;
 
 /// The auth mode, Clerk's publishable key in Clerk mode, and the kernel sandbox's layers.
+#[utoipa::path(
+    tag = "config",
+    responses((status = 200, description = "How to sign in, and the sandbox in force", body = ClientConfig))
+)]
 #[get("/api/config")]
 pub async fn client_config(
     state: web::Data<AppState>,

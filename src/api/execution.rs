@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{Accepted, ErrorBody, LazySet};
 use crate::api::{ask, tell};
 use crate::auth::AuthUser;
 use crate::collab::Role;
@@ -20,13 +21,27 @@ struct RunAllQuery {
 }
 
 /// Body of `PUT /api/notebooks/{id}/lazy`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LazyBody {
+    /// The mode to set.
     lazy: bool,
 }
 
 /// Runs a cell and its descendants; answers 202 at once, results arrive over the WebSocket
 /// and through `GET /api/notebooks/{id}`.
+#[utoipa::path(
+    tag = "execution",
+    params(("id" = String, Path, description = "The notebook"), ("cell_id" = String, Path, description = "The cell")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued; results arrive over the WebSocket", body = Accepted),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not run cells or control the kernel", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or cell", body = ErrorBody),
+        (status = 429, description = "A kernel quota is used up", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/cells/{cell_id}/run")]
 pub async fn run(
     user: AuthUser,
@@ -44,6 +59,21 @@ pub async fn run(
 
 /// Runs every cell (`?only=stale`: the stale ones, with the stale ancestors they need and,
 /// unless the notebook is lazy, their descendants); answers 202 at once.
+#[utoipa::path(
+    tag = "execution",
+    params(("id" = String, Path, description = "The notebook"), ("only" = Option<String>, Query, description = "`stale`: run only the stale cells (with the stale ancestors they need)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued; results arrive over the WebSocket", body = Accepted),
+        (status = 400, description = "Unreadable query", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not run cells or control the kernel", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 422, description = "`only` is not `stale`", body = ErrorBody),
+        (status = 429, description = "A kernel quota is used up", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/run")]
 pub async fn run_all(
     user: AuthUser,
@@ -69,6 +99,22 @@ pub async fn run_all(
 
 /// Turns lazy mode on or off: when on, running or editing a cell marks its descendants
 /// stale instead of running them.
+#[utoipa::path(
+    tag = "execution",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = LazyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Set", body = LazySet),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not run cells or control the kernel", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[put("/api/notebooks/{id}/lazy")]
 pub async fn set_lazy(
     user: AuthUser,
@@ -83,6 +129,18 @@ pub async fn set_lazy(
 }
 
 /// Interrupts the running cell; the rest of that run is dropped.
+#[utoipa::path(
+    tag = "execution",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Interrupt sent", body = Accepted),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not run cells or control the kernel", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/interrupt")]
 pub async fn interrupt(
     user: AuthUser,
@@ -95,6 +153,18 @@ pub async fn interrupt(
 }
 
 /// Restarts the notebook's kernel; every cell's values are gone.
+#[utoipa::path(
+    tag = "execution",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Restarting", body = Accepted),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Viewers may not run cells or control the kernel", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/restart")]
 pub async fn restart(
     user: AuthUser,

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{Completions, ErrorBody, Inspection, Variables};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::error::ApiError;
@@ -38,9 +39,11 @@ pub const MAX_DOC_CHARS: usize = 20_000;
 const MAX_ERROR_CHARS: usize = 500;
 
 /// Body of `complete` and `inspect`: the code and a cursor offset in Unicode code points.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeAt {
+    /// The code (at most 256 KiB).
     code: String,
+    /// The cursor's offset in Unicode code points.
     cursor: usize,
 }
 
@@ -65,6 +68,22 @@ impl CodeAt {
 
 /// Completions at the cursor: `{"matches": [{"text","type"}], "cursor_start", "cursor_end"}`;
 /// `"busy": true` (and no matches) when the kernel could not answer in time.
+#[utoipa::path(
+    tag = "introspection",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = CodeAt,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Completions (`busy` when the kernel could not answer in time)", body = Completions),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, code over 256 KiB, or a cursor past its end", body = ErrorBody),
+        (status = 429, description = "No kernel may start (kernel quota)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/complete")]
 pub async fn complete(
     user: AuthUser,
@@ -84,6 +103,22 @@ pub async fn complete(
 }
 
 /// What is at the cursor: `{"found", "name"?, "type"?, "signature"?, "docstring"?}`.
+#[utoipa::path(
+    tag = "introspection",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = CodeAt,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What is at the cursor (`busy` when the kernel could not answer in time)", body = Inspection),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body, code over 256 KiB, or a cursor past its end", body = ErrorBody),
+        (status = 429, description = "No kernel may start (kernel quota)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/inspect")]
 pub async fn inspect(
     user: AuthUser,
@@ -103,6 +138,17 @@ pub async fn inspect(
 
 /// The variables the kernel reported after the latest runs:
 /// `{"variables": [{"name","type","summary","cell_id"}]}`.
+#[utoipa::path(
+    tag = "introspection",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The variables", body = Variables),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}/variables")]
 pub async fn variables(
     user: AuthUser,

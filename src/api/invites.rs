@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::api::body::JsonBody;
 use crate::api::members::{audit, require, tell_room};
+use crate::api::openapi::schemas::{ErrorBody, InviteAccepted, InviteCreated, Invites, StatusOk};
 use crate::auth::AuthUser;
 use crate::collab::{invites, members, Role};
 use crate::db::store::StoreError;
@@ -17,8 +18,9 @@ use crate::server::AppState;
 const MAX_CODE_CHARS: usize = 128;
 
 /// Body of `POST /api/notebooks/{id}/invites`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateInvite {
+    /// The role it grants: `editor` or `viewer`.
     role: String,
 }
 
@@ -41,6 +43,23 @@ fn invite_not_found() -> ApiError {
 }
 
 /// Creates an invite for `editor` or `viewer`; 201 with the code (shown only now) and a link.
+#[utoipa::path(
+    operation_id = "create_invite",
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = CreateInvite,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the code is shown only now", body = InviteCreated),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may do this", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body or role", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/{id}/invites")]
 pub async fn create(
     req: HttpRequest,
@@ -77,6 +96,19 @@ pub async fn create(
 }
 
 /// Lists the notebook's invites that still work (without their codes).
+#[utoipa::path(
+    operation_id = "list_invites",
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invites that still work, without codes", body = Invites),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may do this", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}/invites")]
 pub async fn list(
     user: AuthUser,
@@ -103,6 +135,18 @@ pub async fn list(
 }
 
 /// Revokes an invite: its code stops working at once (members who joined stay members).
+#[utoipa::path(
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook"), ("invite_id" = String, Path, description = "The invite")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = StatusOk),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may do this", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or invite", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[delete("/api/notebooks/{id}/invites/{invite_id}")]
 pub async fn revoke(
     user: AuthUser,
@@ -124,6 +168,17 @@ pub async fn revoke(
 
 /// Accepts an invite: the caller becomes a member with its role (a higher role already held
 /// is kept; the owner stays owner). Unknown, revoked or expired codes get 404.
+#[utoipa::path(
+    tag = "sharing",
+    params(("code" = String, Path, description = "The invite's code")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller is a member now", body = InviteAccepted),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "Unknown, revoked or expired code", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/invites/{code}/accept")]
 pub async fn accept(
     user: AuthUser,
@@ -163,6 +218,13 @@ pub async fn accept(
 
 /// `GET /invite/{code}`: the link an invite hands out; sends the browser to the UI, which
 /// signs in and accepts it.
+#[utoipa::path(
+    tag = "sharing",
+    params(("code" = String, Path, description = "The invite's code")),
+    responses(
+        (status = 302, description = "To the web UI (`/#invite=<code>`), which signs in and accepts it", headers(("Location" = String, description = "Where to go")))
+    )
+)]
 #[get("/invite/{code}")]
 pub async fn link(path: web::Path<String>) -> HttpResponse {
     let code = path.into_inner();

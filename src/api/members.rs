@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{ErrorBody, Members, RoleChanged, StatusOk};
 use crate::auth::AuthUser;
 use crate::collab::{members, roles, Role};
 use crate::db::audit::{self, AuditRow};
@@ -14,8 +15,9 @@ use crate::room::actor::collab::MemberChanged;
 use crate::server::AppState;
 
 /// Body of `PUT /api/notebooks/{id}/members/{user_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetRole {
+    /// The new role: `editor` or `viewer`.
     role: String,
 }
 
@@ -56,6 +58,18 @@ pub async fn tell_room(state: &AppState, notebook_id: &str, user_id: &str, role:
 }
 
 /// Lists the owner and the members with their roles.
+#[utoipa::path(
+    operation_id = "list_members",
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The owner, then the members", body = Members),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}/members")]
 pub async fn list(
     user: AuthUser,
@@ -74,6 +88,22 @@ pub async fn list(
 }
 
 /// Changes a member's role (`editor` or `viewer`); the owner's role cannot change.
+#[utoipa::path(
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook"), ("user_id" = String, Path, description = "The member")),
+    request_body = SetRole,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed", body = RoleChanged),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may do this", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or member", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body or role, or the owner's role", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[put("/api/notebooks/{id}/members/{user_id}")]
 pub async fn set_role(
     user: AuthUser,
@@ -112,6 +142,19 @@ pub async fn set_role(
 }
 
 /// Removes a member; their open sockets on the notebook close. The owner cannot be removed.
+#[utoipa::path(
+    tag = "sharing",
+    params(("id" = String, Path, description = "The notebook"), ("user_id" = String, Path, description = "The member")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed; their sockets on the notebook close", body = StatusOk),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may do this", body = ErrorBody),
+        (status = 404, description = "No such notebook (or not shared with the caller) or member", body = ErrorBody),
+        (status = 422, description = "The owner cannot be removed", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[delete("/api/notebooks/{id}/members/{user_id}")]
 pub async fn remove(
     user: AuthUser,

@@ -3,11 +3,21 @@
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use crate::api::openapi::schemas::ErrorBody;
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::server::AppState;
 
 /// Every metric of this server (see the README's "Metrics").
+#[utoipa::path(
+    tag = "probes",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "`METRICS_TOKEN` is set and the request does not carry it", body = ErrorBody),
+        (status = 500, description = "The metrics could not be rendered", body = ErrorBody)
+    )
+)]
 #[get("/metrics")]
 pub async fn metrics(
     req: HttpRequest,

@@ -13,6 +13,7 @@ pub mod invites;
 pub mod members;
 pub mod metrics;
 pub mod notebooks;
+pub mod openapi;
 pub mod packages;
 pub mod static_files;
 pub mod transfer;
@@ -22,47 +23,72 @@ use actix_web::web;
 
 use crate::db::store::StoreError;
 use crate::error::ApiError;
+use crate::ws;
 
-/// Registers every REST route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::health)
-        .service(health::ready)
-        .service(metrics::metrics)
-        .service(client_config::client_config)
-        .service(environment::status)
-        .service(environment::retry)
-        .service(transfer::import)
-        .service(notebooks::create)
-        .service(notebooks::list)
-        .service(notebooks::get)
-        .service(notebooks::rename)
-        .service(notebooks::set_db)
-        .service(notebooks::delete)
-        .service(transfer::export)
-        .service(cells::create)
-        .service(cells::update)
-        .service(cells::delete)
-        .service(cells::move_cell)
-        .service(execution::run)
-        .service(execution::run_all)
-        .service(execution::set_lazy)
-        .service(execution::interrupt)
-        .service(execution::restart)
-        .service(packages::install)
-        .service(introspect::complete)
-        .service(introspect::inspect)
-        .service(introspect::variables)
-        .service(chat::chat)
-        .service(audit::list)
-        .service(members::list)
-        .service(members::set_role)
-        .service(members::remove)
-        .service(invites::create)
-        .service(invites::list)
-        .service(invites::revoke)
-        .service(invites::accept)
-        .service(invites::link)
-        .service(crate::ws::connect);
+/// The route table: every REST route, once. From it [`routes`] registers the handlers and
+/// [`RoutePaths`] documents them (each handler's `#[utoipa::path]` annotation), so a route
+/// cannot be served without being documented. To add a route: write the handler with its
+/// actix attribute (`#[get("/api/...")]`) and a `#[utoipa::path(...)]` above it, then add
+/// `module::handler` on one line below, in the order actix should try it.
+macro_rules! route_table {
+    ($($module:ident :: $handler:ident),* $(,)?) => {
+        /// Registers every REST route.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service($module::$handler);)*
+        }
+
+        /// The paths of the OpenAPI document: one operation per route of the table.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($module::$handler),*))]
+        pub struct RoutePaths;
+
+        /// The table's handlers (`module::handler`), in registration order.
+        pub const ROUTE_HANDLERS: &[&str] =
+            &[$(concat!(stringify!($module), "::", stringify!($handler))),*];
+    };
+}
+
+route_table! {
+    openapi::openapi_json,
+    openapi::docs,
+    health::health,
+    health::ready,
+    metrics::metrics,
+    client_config::client_config,
+    environment::status,
+    environment::retry,
+    transfer::import,
+    notebooks::create,
+    notebooks::list,
+    notebooks::get,
+    notebooks::rename,
+    notebooks::set_db,
+    notebooks::delete,
+    transfer::export,
+    cells::create,
+    cells::update,
+    cells::delete,
+    cells::move_cell,
+    execution::run,
+    execution::run_all,
+    execution::set_lazy,
+    execution::interrupt,
+    execution::restart,
+    packages::install,
+    introspect::complete,
+    introspect::inspect,
+    introspect::variables,
+    chat::chat,
+    audit::list,
+    members::list,
+    members::set_role,
+    members::remove,
+    invites::create,
+    invites::list,
+    invites::revoke,
+    invites::accept,
+    invites::link,
+    ws::connect,
 }
 
 impl From<StoreError> for ApiError {

@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::api::ask;
 use crate::api::body::JsonBody;
+use crate::api::openapi::schemas::{
+    ErrorBody, NotebookCreated, NotebookList, NotebookSnapshot, Renamed, StatusOk,
+};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::db::models::NotebookRow;
@@ -21,20 +24,23 @@ use crate::sql::host_policy::HostPolicy;
 const MAX_NAME_CHARS: usize = 200;
 
 /// Body of `POST /api/notebooks`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateNotebook {
+    /// The name (default `Untitled notebook`), trimmed: 1 to 200 characters.
     name: Option<String>,
 }
 
 /// Body of `PUT /api/notebooks/{id}/name`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenameBody {
+    /// The new name, trimmed: 1 to 200 characters.
     name: String,
 }
 
 /// Body of `PUT /api/notebooks/{id}/db`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetDbBody {
+    /// The PostgreSQL connection string; an empty string clears it.
     connection_string: String,
 }
 
@@ -53,6 +59,21 @@ pub(crate) fn valid_name(name: &str) -> Result<String, ApiError> {
 }
 
 /// Creates a notebook with one empty Python cell.
+#[utoipa::path(
+    operation_id = "create_notebook",
+    tag = "notebooks",
+    request_body = CreateNotebook,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Created, with one empty Python cell", body = NotebookCreated),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "`NOTEBOOKS_PER_USER` is reached", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body or name (empty, over 200 characters)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks")]
 pub async fn create(
     user: AuthUser,
@@ -101,6 +122,17 @@ pub async fn create(
 
 /// Lists the notebooks the caller owns, then those shared with them, each with the caller's
 /// role; a first-time caller gets the demo notebook.
+#[utoipa::path(
+    operation_id = "list_notebooks",
+    tag = "notebooks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The notebooks", body = NotebookList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "A first-time caller's demo notebook exceeds `NOTEBOOKS_PER_USER`", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks")]
 pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let demo = demo::demo_notebook(&user.user_id);
@@ -131,6 +163,18 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResp
 }
 
 /// One notebook with its cells.
+#[utoipa::path(
+    operation_id = "get_notebook",
+    tag = "notebooks",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The notebook with its cells", body = NotebookSnapshot),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}")]
 pub async fn get(
     user: AuthUser,
@@ -153,6 +197,22 @@ pub async fn get(
 }
 
 /// Renames a notebook.
+#[utoipa::path(
+    tag = "notebooks",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = RenameBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Renamed", body = Renamed),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may rename", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body or name", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[put("/api/notebooks/{id}/name")]
 pub async fn rename(
     user: AuthUser,
@@ -167,6 +227,22 @@ pub async fn rename(
 }
 
 /// Sets the notebook's PostgreSQL connection string (an empty string clears it).
+#[utoipa::path(
+    tag = "notebooks",
+    params(("id" = String, Path, description = "The notebook")),
+    request_body = SetDbBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Set (or cleared)", body = StatusOk),
+        (status = 400, description = "Malformed JSON, or a connection string that is invalid or refused by `SQL_ALLOWED_HOSTS`", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may set it", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[put("/api/notebooks/{id}/db")]
 pub async fn set_db(
     user: AuthUser,
@@ -192,6 +268,19 @@ pub async fn set_db(
 }
 
 /// Deletes a notebook and its cells.
+#[utoipa::path(
+    operation_id = "delete_notebook",
+    tag = "notebooks",
+    params(("id" = String, Path, description = "The notebook")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = StatusOk),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the owner may delete", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[delete("/api/notebooks/{id}")]
 pub async fn delete(
     user: AuthUser,

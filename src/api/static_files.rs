@@ -41,7 +41,8 @@ pub async fn serve(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
     }
 }
 
-fn load(state: &AppState, path: &str) -> Option<(Vec<u8>, String)> {
+/// A file of the UI by its path under `static/`, with that path.
+pub(crate) fn load(state: &AppState, path: &str) -> Option<(Vec<u8>, String)> {
     if let Some(dir) = &state.config.static_dir {
         let full = dir.join(path);
         return std::fs::read(&full).ok().map(|b| (b, path.to_string()));

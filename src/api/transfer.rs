@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::api::ask;
 use crate::api::body::JsonBody;
 use crate::api::notebooks::valid_name;
+use crate::api::openapi::schemas::{ErrorBody, Imported};
 use crate::auth::AuthUser;
 use crate::collab::Role;
 use crate::db::models::NotebookRow;
@@ -25,16 +26,21 @@ pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FILE_STEM_CHARS: usize = 100;
 
 /// Query of `GET /api/notebooks/{id}/export`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// `ipynb`, `py` or `html` (required).
     format: Option<String>,
 }
 
 /// Body of `POST /api/notebooks/import`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ImportBody {
+    /// The file's format: `ipynb` or `py`.
     format: String,
+    /// The file's text.
     content: String,
+    /// The notebook's name (default `Imported notebook`).
     name: Option<String>,
 }
 
@@ -88,6 +94,19 @@ fn content_disposition(name: &str, ext: &str) -> Result<HeaderValue, ApiError> {
 }
 
 /// Downloads the notebook as `ipynb`, `py` or `html` (`?format=`); 422 for another format.
+#[utoipa::path(
+    tag = "transfer",
+    params(("id" = String, Path, description = "The notebook"), ExportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The file, as an attachment", content((String = "application/x-ipynb+json"), (String = "text/x-python"), (String = "text/html"))),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such notebook, or not shared with the caller", body = ErrorBody),
+        (status = 422, description = "Missing or unknown `format`", body = ErrorBody),
+        (status = 500, description = "The notebook could not be rendered", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[get("/api/notebooks/{id}/export")]
 pub async fn export(
     user: AuthUser,
@@ -113,6 +132,20 @@ pub async fn export(
 
 /// Creates a notebook from an `.ipynb` or percent-format `.py` file, cells included, in one
 /// transaction. A malformed file is 400 and creates nothing.
+#[utoipa::path(
+    tag = "transfer",
+    request_body = ImportBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Created with its cells", body = Imported),
+        (status = 400, description = "Malformed JSON, or a file that does not parse", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "Over `CELLS_PER_NOTEBOOK` or `NOTEBOOKS_PER_USER`", body = ErrorBody),
+        (status = 413, description = "The body is over 16 MiB", body = ErrorBody),
+        (status = 422, description = "Invalid body, unknown format or invalid name", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the notebook was closing", body = ErrorBody)
+    )
+)]
 #[post("/api/notebooks/import")]
 pub async fn import(
     user: AuthUser,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The kinds of cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CellType {
     /// Python code run in the notebook's kernel.
@@ -42,7 +42,7 @@ impl CellType {
 }
 
 /// A parse error of a cell's code, with where it is (1-based), so an editor can mark it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SyntaxError {
     /// The whole message, e.g. `syntax error at line 2, column 5: missing )`.
     pub message: String,
@@ -69,7 +69,7 @@ impl SyntaxError {
 }
 
 /// Lifecycle state of a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CellStatus {
     /// Not run (or its values are gone).
@@ -105,7 +105,7 @@ impl CellStatus {
 }
 
 /// A cell in the wire format of the API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Cell {
     /// Cell id.
     pub id: String,

@@ -3,8 +3,9 @@
 use serde::Serialize;
 
 /// Where provisioning stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = EnvironmentState)]
 pub enum State {
     /// The virtualenv is being created or its packages installed; kernels wait.
     Provisioning,
@@ -15,7 +16,8 @@ pub enum State {
 }
 
 /// Steps done out of the total, and the one under way.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = EnvironmentProgress)]
 pub struct Progress {
     /// Steps finished.
     pub done: u64,
@@ -26,7 +28,8 @@ pub struct Progress {
 }
 
 /// A snapshot of the environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = EnvironmentStatus)]
 pub struct Status {
     /// Provisioning state.
     pub state: State,

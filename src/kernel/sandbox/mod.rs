@@ -156,7 +156,7 @@ unsafe fn probe_child(flags: libc::c_int, id: &Identity) -> std::io::Result<()> 
 }
 
 /// The sandbox layers in force for kernels, as `/api/config` and the start-up log report them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SandboxReport {
     /// `auto`, `strict` or `off`.
     pub mode: String,

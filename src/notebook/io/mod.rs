@@ -157,7 +157,7 @@ impl ParsedCell {
 pub struct ImportError(pub String);
 
 /// Something the user should know about an imported cell (it stays, but needs attention).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportWarning {
     /// 0-based index of the cell.
     pub cell: usize,
