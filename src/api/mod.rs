@@ -14,6 +14,8 @@ pub mod members;
 pub mod metrics;
 pub mod notebooks;
 pub mod packages;
+pub mod runs;
+pub mod schedules;
 pub mod static_files;
 pub mod transfer;
 
@@ -62,6 +64,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(invites::revoke)
         .service(invites::accept)
         .service(invites::link)
+        .service(schedules::create)
+        .service(schedules::list)
+        .service(schedules::remove)
+        .service(runs::list)
+        .service(runs::get)
+        .service(runs::start)
         .service(crate::ws::connect);
 }
 
