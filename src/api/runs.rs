@@ -161,11 +161,13 @@ pub async fn get(
             ))
         });
     };
-    let notebook = snapshot::from_text(&text)
-        .map_err(|e| ApiError::Internal(format!("stored snapshot of run {run_id} unreadable: {e}")))?;
+    let notebook = snapshot::from_text(&text).map_err(|e| {
+        ApiError::Internal(format!("stored snapshot of run {run_id} unreadable: {e}"))
+    })?;
     match format {
         Format::Html => {
-            let page = io::render(Format::Html, &notebook).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let page = io::render(Format::Html, &notebook)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(HttpResponse::Ok()
                 .content_type(Format::Html.content_type())
                 .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -231,8 +233,8 @@ pub async fn start(
             state.runs.spawn(run_id.clone(), notebook_id);
             Ok(HttpResponse::Accepted().json(RunStarted { run_id }))
         }
-        Recorded::Busy(running) | Recorded::Skipped { running, .. } => Err(ApiError::Conflict(format!(
-            "run {running} of this notebook is still going; start another when it ends"
-        ))),
+        Recorded::Busy(running) | Recorded::Skipped { running, .. } => Err(ApiError::Conflict(
+            format!("run {running} of this notebook is still going; start another when it ends"),
+        )),
     }
 }

@@ -47,7 +47,11 @@ const FIVE_FIELDS: &str = "minute hour day-of-month month day-of-week";
 impl CronSchedule {
     /// Parses `expr` in the IANA time zone `timezone`. Five fields (minute resolution) are
     /// always accepted; six, with a leading seconds field, only with `allow_seconds`.
-    pub fn parse(expr: &str, timezone: &str, allow_seconds: bool) -> Result<CronSchedule, ScheduleError> {
+    pub fn parse(
+        expr: &str,
+        timezone: &str,
+        allow_seconds: bool,
+    ) -> Result<CronSchedule, ScheduleError> {
         let tz = Tz::from_str(timezone.trim())
             .map_err(|_| ScheduleError::Timezone(timezone.to_string()))?;
         let bad = |reason: String| ScheduleError::Cron {
@@ -56,7 +60,9 @@ impl CronSchedule {
         };
         let trimmed = expr.trim();
         if trimmed.is_empty() {
-            return Err(bad(format!("it is empty; expected 5 fields ({FIVE_FIELDS})")));
+            return Err(bad(format!(
+                "it is empty; expected 5 fields ({FIVE_FIELDS})"
+            )));
         }
         if trimmed.chars().count() > MAX_CRON_CHARS {
             return Err(bad(format!("longer than {MAX_CRON_CHARS} characters")));

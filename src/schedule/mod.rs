@@ -42,7 +42,12 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts the loop (call within the actix system the server runs in).
-    pub fn start(db: Db, config: Arc<Config>, environment: Environment, quota: KernelQuota) -> Scheduler {
+    pub fn start(
+        db: Db,
+        config: Arc<Config>,
+        environment: Environment,
+        quota: KernelQuota,
+    ) -> Scheduler {
         let (stop, watching) = watch::channel(None);
         let runs = Runs::new(db, config, environment, quota, watching.clone());
         let task = actix::spawn(ticker::run(runs.clone(), watching));

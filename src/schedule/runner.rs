@@ -41,7 +41,10 @@ impl Handler<StopKernelForQuota> for SlotHolder {
     type Result = ();
 
     fn handle(&mut self, msg: StopKernelForQuota, _: &mut Self::Context) {
-        log::debug!("quota asked to stop recorded run slot {}; it is busy", msg.ticket);
+        log::debug!(
+            "quota asked to stop recorded run slot {}; it is busy",
+            msg.ticket
+        );
     }
 }
 
@@ -143,7 +146,9 @@ impl Runs {
         let notebook = match store::runnable_notebook(&self.db, notebook_id).await {
             Ok(Some(notebook)) => notebook,
             Ok(None) => return RunEnd::failed("failed: the notebook no longer exists".into()),
-            Err(e) => return RunEnd::failed(format!("failed: the notebook could not be read: {e}")),
+            Err(e) => {
+                return RunEnd::failed(format!("failed: the notebook could not be read: {e}"))
+            }
         };
         let slot = match self.take_slot(&notebook.owner, notebook_id) {
             Ok(slot) => slot,
@@ -246,13 +251,20 @@ impl RunEnd {
 
 /// The run's status, first failed cell (in notebook order) and bounded snapshot.
 fn conclude(notebook: &headless::Notebook, results: &RunResults) -> RunEnd {
-    let failed = results.cells.iter().enumerate().find_map(|(i, run)| match run {
-        Some(CellRun {
-            outcome: Outcome::Failed(error),
-            ..
-        }) => notebook.cells.get(i).map(|cell| (cell.id.clone(), error.clone())),
-        _ => None,
-    });
+    let failed = results
+        .cells
+        .iter()
+        .enumerate()
+        .find_map(|(i, run)| match run {
+            Some(CellRun {
+                outcome: Outcome::Failed(error),
+                ..
+            }) => notebook
+                .cells
+                .get(i)
+                .map(|cell| (cell.id.clone(), error.clone())),
+            _ => None,
+        });
     let exported = snapshot::bound(
         headless::export_notebook(notebook, results),
         snapshot::MAX_SNAPSHOT_OUTPUT_BYTES,

@@ -42,7 +42,11 @@ fn cell_size(cell: &ExportCell) -> usize {
     let outputs: usize = cell
         .outputs
         .iter()
-        .map(|o| serde_json::to_string(o).map(|t| t.len()).unwrap_or(usize::MAX))
+        .map(|o| {
+            serde_json::to_string(o)
+                .map(|t| t.len())
+                .unwrap_or(usize::MAX)
+        })
         .fold(0, usize::saturating_add);
     cell.stdout.len().saturating_add(outputs)
 }

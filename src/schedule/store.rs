@@ -283,7 +283,11 @@ pub async fn list_schedules(db: &Db, notebook_id: &str) -> Result<Vec<ScheduleRo
 }
 
 /// Deletes one schedule of a notebook; false when the notebook has no such schedule.
-pub async fn delete_schedule(db: &Db, notebook_id: &str, schedule_id: &str) -> Result<bool, DbError> {
+pub async fn delete_schedule(
+    db: &Db,
+    notebook_id: &str,
+    schedule_id: &str,
+) -> Result<bool, DbError> {
     let mut conn = db.get().await?;
     let deleted = db_run!(conn, |c| {
         diesel::delete(
@@ -298,7 +302,11 @@ pub async fn delete_schedule(db: &Db, notebook_id: &str, schedule_id: &str) -> R
 }
 
 /// Schedules due at `now` (at most `limit`, the longest overdue first).
-pub async fn due_schedules(db: &Db, now: NaiveDateTime, limit: i64) -> Result<Vec<ScheduleRow>, DbError> {
+pub async fn due_schedules(
+    db: &Db,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<ScheduleRow>, DbError> {
     let mut conn = db.get().await?;
     let rows = db_run!(conn, |c| {
         schedules::table
@@ -370,7 +378,19 @@ pub async fn start_run(
     let mut conn = db.get().await?;
     let recorded = db_run!(conn, |c| {
         c.transaction::<_, diesel::result::Error, _>(|c| {
-            async move { record_run!(c, notebook_id, None::<&str>, None, trigger, now, keep, false) }.scope_boxed()
+            async move {
+                record_run!(
+                    c,
+                    notebook_id,
+                    None::<&str>,
+                    None,
+                    trigger,
+                    now,
+                    keep,
+                    false
+                )
+            }
+            .scope_boxed()
         })
         .await
     })?;
@@ -379,7 +399,12 @@ pub async fn start_run(
 
 /// Records how a running run ended (a run already marked finished, e.g. by the sweep of a
 /// dead instance's runs, is left as it is).
-pub async fn finish_run(db: &Db, run_id: &str, end: &RunEnd, now: NaiveDateTime) -> Result<(), DbError> {
+pub async fn finish_run(
+    db: &Db,
+    run_id: &str,
+    end: &RunEnd,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
     let mut conn = db.get().await?;
     db_run!(conn, |c| {
         diesel::update(
@@ -480,7 +505,10 @@ pub async fn get_run(
 }
 
 /// The notebook as a run needs it, read in one transaction; None when it is gone.
-pub async fn runnable_notebook(db: &Db, notebook_id: &str) -> Result<Option<RunnableNotebook>, DbError> {
+pub async fn runnable_notebook(
+    db: &Db,
+    notebook_id: &str,
+) -> Result<Option<RunnableNotebook>, DbError> {
     let mut conn = db.get().await?;
     let found = db_run!(conn, |c| {
         c.transaction::<_, diesel::result::Error, _>(|c| {
