@@ -1,6 +1,6 @@
 // Scheduled runs: a Schedules button in the top bar opens a panel with the notebook's cron
 // schedules (add, delete), a "Run now" button, and the run history; a finished run's snapshot
-// opens read-only (the server's HTML rendering, in a sandboxed frame without scripts).
+// opens read-only (the server's HTML rendering, in a sandboxed frame where no script runs).
 import { api } from "./api.js";
 import { $, h, toast } from "./dom.js";
 
@@ -52,9 +52,11 @@ class SchedulePanel {
       required: true,
     });
     this.zone = h("input", { id: "schedule-zone", autocomplete: "off", spellcheck: false, value: localZone() });
+    // Never any script in the frame (the sandbox has no allow-scripts, and the page's own CSP
+    // forbids them); same origin only so Chromium paints it in-process.
     this.viewer = h("iframe.run-snapshot", {
       title: "Snapshot of a past run",
-      sandbox: "",
+      sandbox: "allow-same-origin",
       hidden: true,
     });
     const form = h("form.schedule-form", { onsubmit: (ev) => (ev.preventDefault(), this.add()) },
