@@ -517,6 +517,56 @@ both_backends!(
     }
 );
 
+both_backends!(
+    a_run_left_by_a_dead_server_is_failed,
+    |backend: Backend| async move {
+        let s = start_fast(backend).await;
+        let (nb, _) = notebook_with(&s, &["x = 1"]).await;
+        // What a server that died mid-run leaves behind: a running row nobody beats for.
+        let insert = format!(
+            "INSERT INTO runs (id, notebook_id, trigger_kind, status, started_at, heartbeat_at) \
+         VALUES ('orphan', '{nb}', 'api', 'running', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        );
+        execute(&s.db, &insert).await;
+        let list = wait_runs(&s, &nb, Duration::from_secs(30), |list| {
+            list.iter().any(|r| r["id"] == "orphan" && finished(r))
+        })
+        .await;
+        let run = list.iter().find(|r| r["id"] == "orphan").expect("listed");
+        assert_eq!(run["status"], "failed", "{run}");
+        let detail = run["detail"].as_str().expect("detail");
+        assert!(detail.contains("no heartbeat"), "{detail}");
+        // The notebook is free again for a new run.
+        let run_id = start_run(&s, &nb, json!({})).await;
+        let run = wait_run(&s, &nb, &run_id).await;
+        assert_eq!(run["status"], "success", "{run}");
+        s.finish().await;
+    }
+);
+
+/// Runs one statement on the test database itself.
+async fn execute(db: &TestDb, sql: &str) {
+    match &db.target {
+        DatabaseTarget::Postgres(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            let task = tokio::spawn(conn);
+            client.batch_execute(sql).await.expect(sql);
+            drop(client);
+            let _ = task.await;
+        }
+        DatabaseTarget::Sqlite(path) => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let mut conn =
+                diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("open");
+            conn.batch_execute(&format!("PRAGMA busy_timeout = 10000; {sql}"))
+                .expect(sql);
+        }
+    }
+}
+
 /// Rows of `table` for a notebook, read from the database itself.
 async fn rows(db: &TestDb, table: &str, notebook_id: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE notebook_id = '{notebook_id}'");
