@@ -168,9 +168,15 @@ pub async fn get(
         Format::Html => {
             let page = io::render(Format::Html, &notebook)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
+            // Should the page ever be opened on its own, it gets an opaque origin and no
+            // scripts (the UI shows it in a sandboxed frame anyway).
             Ok(HttpResponse::Ok()
                 .content_type(Format::Html.content_type())
                 .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .insert_header((
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-src 'self'",
+                ))
                 .body(page))
         }
         _ => Ok(HttpResponse::Ok().json(io::ipynb::export(&notebook))),
