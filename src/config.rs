@@ -197,6 +197,12 @@ pub struct Config {
     pub anthropic_model: String,
     /// Bearer token `/metrics` requires (`METRICS_TOKEN`); None = open.
     pub metrics_token: Option<String>,
+    /// Seconds between two looks of the scheduler for due schedules (`SCHEDULE_TICK_SECS`).
+    pub schedule_tick_secs: u64,
+    /// Accept 6-field cron expressions with a leading seconds field (`SCHEDULE_ALLOW_SECONDS`).
+    pub schedule_allow_seconds: bool,
+    /// Recorded runs kept per notebook; older ones are deleted (`RUN_HISTORY`).
+    pub run_history: usize,
 }
 
 impl Config {
@@ -233,6 +239,9 @@ impl Config {
             anthropic_base_url: DEFAULT_ANTHROPIC_URL.into(),
             anthropic_model: DEFAULT_ANTHROPIC_MODEL.into(),
             metrics_token: None,
+            schedule_tick_secs: 15,
+            schedule_allow_seconds: false,
+            run_history: 100,
         }
     }
 }
@@ -379,6 +388,15 @@ pub struct Settings {
     /// Bearer token required by GET /metrics (unset: open).
     #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Seconds between two looks of the scheduler for due schedules.
+    #[arg(long, global = true, env = "SCHEDULE_TICK_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub schedule_tick_secs: u64,
+    /// Accept 6-field cron expressions whose first field is seconds.
+    #[arg(long, global = true, env = "SCHEDULE_ALLOW_SECONDS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub schedule_allow_seconds: bool,
+    /// Recorded runs kept per notebook (older ones are deleted).
+    #[arg(long, global = true, env = "RUN_HISTORY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub run_history: u64,
 }
 
 /// A setting that cannot be used, with the reason.
@@ -519,6 +537,9 @@ impl Settings {
         config.anthropic_base_url = self.anthropic_base_url.trim_end_matches('/').to_string();
         config.anthropic_model = self.anthropic_model;
         config.metrics_token = non_empty(self.metrics_token);
+        config.schedule_tick_secs = self.schedule_tick_secs;
+        config.schedule_allow_seconds = self.schedule_allow_seconds;
+        config.run_history = to_usize(self.run_history);
         Ok(config)
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notebook;
 pub mod pyenv;
 pub mod room;
+pub mod schedule;
 pub mod server;
 pub mod sql;
 pub mod ws;

@@ -16,6 +16,7 @@ use crate::db::store::Store;
 use crate::db::{migrate, Db, DbError};
 use crate::pyenv::Environment;
 use crate::room::RoomRegistry;
+use crate::schedule::{Runs, Scheduler};
 use crate::sql::host_policy::HostPolicy;
 
 /// State shared by every handler.
@@ -28,6 +29,8 @@ pub struct AppState {
     pub rooms: RoomRegistry,
     /// The kernels' Python environment.
     pub environment: Environment,
+    /// Recorded notebook runs (scheduled, manual, API) going on this instance.
+    pub runs: Runs,
 }
 
 /// Why the server could not start.
@@ -73,14 +76,17 @@ pub struct RunningServer {
     pub rooms: RoomRegistry,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    scheduler: Scheduler,
     /// Released only after the rooms have committed their last writes.
     _instance_lock: Option<InstanceLock>,
 }
 
 impl RunningServer {
-    /// Graceful shutdown: WebSocket sessions are closed with 1001, pending writes are
-    /// committed, kernels are stopped, then the HTTP server stops.
+    /// Graceful shutdown: scheduled runs are killed and recorded as failed, WebSocket
+    /// sessions are closed with 1001, pending writes are committed, kernels are stopped, then
+    /// the HTTP server stops.
     pub async fn stop(self) {
+        self.scheduler.shutdown().await;
         self.rooms.shutdown_all().await;
         self.handle.stop(true).await;
         let _ = self.task.await;
@@ -139,12 +145,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let environment = Environment::start(&config);
     let store = Store::new(db);
     let rooms = RoomRegistry::new(store.clone(), config.clone(), environment.clone());
-    let state = web::Data::new(AppState {
-        store,
-        config: config.clone(),
-        rooms: rooms.clone(),
-        environment,
-    });
     let verifier_data = web::Data::from(verifier.clone());
 
     let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
@@ -155,6 +155,20 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr: config.bind.clone(),
         source,
     })?;
+    // Only once nothing can fail before serving, so a failed start leaves no scheduler behind.
+    let scheduler = Scheduler::start(
+        store.db().clone(),
+        config.clone(),
+        environment.clone(),
+        rooms.kernel_quota().clone(),
+    );
+    let state = web::Data::new(AppState {
+        store,
+        config: config.clone(),
+        rooms: rooms.clone(),
+        environment,
+        runs: scheduler.runs(),
+    });
     let origins = config.allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -189,6 +203,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         rooms,
         handle,
         task,
+        scheduler,
         _instance_lock: instance_lock,
     })
 }

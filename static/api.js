@@ -73,4 +73,12 @@ export const api = {
   installPackage: (id, name, version) => request("POST", `${nb(id)}/packages`, { name, version }),
   runAll: (id, onlyStale) => request("POST", `${nb(id)}/run${onlyStale ? "?only=stale" : ""}`),
   setLazy: (id, lazy) => request("PUT", `${nb(id)}/lazy`, { lazy }),
+  listSchedules: (id) => request("GET", `${nb(id)}/schedules`),
+  createSchedule: (id, cron, timezone) => request("POST", `${nb(id)}/schedules`, { cron, timezone }),
+  deleteSchedule: (id, scheduleId) => request("DELETE", `${nb(id)}/schedules/${encodeURIComponent(scheduleId)}`),
+  listRuns: (id) => request("GET", `${nb(id)}/runs`),
+  /** trigger: "manual" from the Run now button. */
+  startRun: (id, trigger) => request("POST", `${nb(id)}/runs`, { trigger }),
+  /** The run's snapshot rendered as an HTML page (text). */
+  runSnapshotHtml: (id, runId) => request("GET", `${nb(id)}/runs/${encodeURIComponent(runId)}?format=html`),
 };

@@ -10,6 +10,7 @@ import { openHelp } from "./help.js";
 import { fillIcons } from "./icons.js";
 import { EnvironmentBanner } from "./environment.js";
 import { installTransfer } from "./transfer.js";
+import { installSchedules } from "./schedules.js";
 import { VariablesPanel } from "./variables.js";
 import { setCompletionNotebook } from "./completion.js";
 import { showLazy, wireStaleControls } from "./stale.js";
@@ -98,6 +99,13 @@ async function startApp(config) {
     currentId: () => current?.id ?? null,
     open: (id) => openNotebook(id, { push: true }),
     refresh: () => sidebar.refresh(),
+  });
+  installSchedules({
+    currentId: () => current?.id ?? null,
+    cellLabel: (cellId) => {
+      const i = current?.order.indexOf(cellId) ?? -1;
+      return i >= 0 ? `cell ${i + 1}` : cellId;
+    },
   });
   variables = new VariablesPanel();
   new EnvironmentBanner($("#env-banner")).start();

@@ -117,7 +117,7 @@ fn token(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn document_is_valid_openapi_31_without_auth() {
     let server = TestServer::start(Backend::Sqlite).await;
     let doc = fetch_document(&server).await;
@@ -203,7 +203,7 @@ async fn document_is_valid_openapi_31_without_auth() {
     server.finish().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn document_and_route_table_match_both_ways() {
     let server = TestServer::start(Backend::Sqlite).await;
     let doc = fetch_document(&server).await;
@@ -272,7 +272,7 @@ async fn document_and_route_table_match_both_ways() {
     server.finish().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn websocket_and_chat_schemas_are_components() {
     let server = TestServer::start(Backend::Sqlite).await;
     let doc = fetch_document(&server).await;
@@ -362,7 +362,7 @@ fn collect_tags(schema: &Value, key: &str, out: &mut Vec<String>) {
     }
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn real_answers_and_messages_match_the_schemas() {
     let server = TestServer::start(Backend::Sqlite).await;
     let doc = fetch_document(&server).await;
@@ -620,7 +620,7 @@ async fn real_answers_and_messages_match_the_schemas() {
     server.finish().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn docs_page_loads_the_vendored_swagger_ui() {
     let server = TestServer::start(Backend::Sqlite).await;
     let page = server

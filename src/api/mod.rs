@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod notebooks;
 pub mod openapi;
 pub mod packages;
+pub mod runs;
+pub mod schedules;
 pub mod static_files;
 pub mod transfer;
 
@@ -88,6 +90,12 @@ route_table! {
     invites::revoke,
     invites::accept,
     invites::link,
+    schedules::create,
+    schedules::list,
+    schedules::remove,
+    runs::list,
+    runs::get,
+    runs::start,
     ws::connect,
 }
 

@@ -85,11 +85,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    schedules (id) {
+        id -> Text,
+        notebook_id -> Text,
+        cron -> Text,
+        timezone -> Text,
+        next_fire_at -> Timestamp,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    runs (id) {
+        id -> Text,
+        notebook_id -> Text,
+        schedule_id -> Nullable<Text>,
+        trigger_kind -> Text,
+        scheduled_for -> Nullable<Timestamp>,
+        status -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        failed_cell -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        snapshot -> Nullable<Text>,
+        heartbeat_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(cells -> notebooks (notebook_id));
 diesel::joinable!(notebook_members -> notebooks (notebook_id));
 diesel::joinable!(notebook_invites -> notebooks (notebook_id));
 diesel::joinable!(notebook_packages -> notebooks (notebook_id));
 diesel::joinable!(audit_log -> notebooks (notebook_id));
+diesel::joinable!(schedules -> notebooks (notebook_id));
+diesel::joinable!(runs -> notebooks (notebook_id));
+diesel::joinable!(runs -> schedules (schedule_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     notebooks,
@@ -97,5 +129,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     notebook_packages,
     notebook_members,
-    notebook_invites
+    notebook_invites,
+    schedules,
+    runs
 );

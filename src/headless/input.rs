@@ -29,6 +29,17 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// A cell with its names analysed, as rooms analyse them.
+    pub fn new(id: String, cell_type: CellType, code: String, result_name: Option<String>) -> Cell {
+        Cell {
+            names: analyze_cell(cell_type, &code, result_name.as_deref()),
+            id,
+            cell_type,
+            code,
+            result_name,
+        }
+    }
+
     /// `cell N "first line"`, how people are told which cell this is (N counted from 1).
     pub fn label(&self, index: usize) -> String {
         let first = self
@@ -108,13 +119,7 @@ pub fn load(path: &Path) -> Result<Notebook, HeadlessError> {
         .map(|(i, c)| {
             // `prepare` only makes kinds `CellType` knows; Python is the safe reading anyway.
             let cell_type = CellType::parse(c.kind.as_str()).unwrap_or(CellType::Python);
-            Cell {
-                id: format!("cell-{}", i + 1),
-                cell_type,
-                names: analyze_cell(cell_type, &c.code, c.result_name.as_deref()),
-                code: c.code,
-                result_name: c.result_name,
-            }
+            Cell::new(format!("cell-{}", i + 1), cell_type, c.code, c.result_name)
         })
         .collect();
     let warnings = imported

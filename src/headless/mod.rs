@@ -5,6 +5,9 @@
 //! One job a file: `input` reads the notebook, `params` turns `--param` into assignments,
 //! `runner` drives the kernel, `progress` draws the terminal, `report` sums up and writes the
 //! output file, `signals` and `workdir` make every exit path leave nothing behind.
+//!
+//! The server's recorded runs (`src/schedule/`) reuse the same runner through
+//! [`run_silently`]: one notebook, one fresh kernel, dependency order, no terminal.
 
 mod input;
 mod params;
@@ -22,7 +25,12 @@ use crate::kernel::KernelConfig;
 use crate::notebook::io::Format;
 use crate::pyenv::Environment;
 
+pub use input::{Cell, Notebook};
 pub use params::{Param, ParamError};
+pub use report::export_notebook;
+pub use runner::{CellRun, Outcome, RunResults};
+pub use signals::{Stop, StopSignal};
+pub use workdir::WorkDir;
 
 /// Exit code: every cell ran without error.
 pub const EXIT_OK: i32 = 0;
@@ -183,6 +191,26 @@ fn output_target(path: &Path) -> Result<(PathBuf, Format), HeadlessError> {
         }
     }
     Ok((path.to_path_buf(), format))
+}
+
+/// Runs every cell of `notebook` once in a fresh kernel started from `kernel`, each under
+/// `timeout`, drawing nothing; the kernel is gone when this returns. `stop` ends the run early
+/// (the kernel is killed and [`RunResults::stopped`] says why).
+pub async fn run_silently(
+    notebook: &Notebook,
+    kernel: KernelConfig,
+    timeout: Duration,
+    stop: &mut Stop,
+) -> RunResults {
+    let progress = progress::Progress::silent();
+    let runner = runner::Runner {
+        notebook,
+        params: &[],
+        kernel,
+        timeout,
+        progress: &progress,
+    };
+    runner.run(stop).await
 }
 
 async fn run(args: RunArgs, config: &Config) -> Result<i32, HeadlessError> {

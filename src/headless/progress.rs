@@ -19,6 +19,8 @@ pub struct Progress {
     total: usize,
     done: AtomicUsize,
     verbose: bool,
+    /// Nothing is drawn or printed (a server's run has no terminal).
+    silent: bool,
 }
 
 impl Progress {
@@ -43,11 +45,26 @@ impl Progress {
             total,
             done: AtomicUsize::new(0),
             verbose,
+            silent: false,
+        }
+    }
+
+    /// A display that shows nothing, for runs the server records instead.
+    pub fn silent() -> Progress {
+        Progress {
+            bar: None,
+            total: 0,
+            done: AtomicUsize::new(0),
+            verbose: false,
+            silent: true,
         }
     }
 
     /// A line for the user (a warning), above the bar if there is one.
     pub fn note(&self, line: &str) {
+        if self.silent {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
@@ -63,6 +80,9 @@ impl Progress {
 
     /// A cell is settled (ran, failed, or was not run).
     pub fn finished(&self, label: &str, run: &CellRun) {
+        if self.silent {
+            return;
+        }
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let line = format!("[{done}/{}] {label}: {}", self.total, describe(run));
         match &self.bar {

@@ -107,7 +107,7 @@ impl Counts {
 }
 
 /// The notebook with its results, in the shape the exporters take (the server's snapshot).
-fn export_notebook(notebook: &Notebook, results: &RunResults) -> ExportNotebook {
+pub fn export_notebook(notebook: &Notebook, results: &RunResults) -> ExportNotebook {
     let cells = notebook
         .cells
         .iter()

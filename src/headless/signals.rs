@@ -65,6 +65,12 @@ impl Stop {
         Stop { rx }
     }
 
+    /// A stop fed by `rx` rather than by process signals: the server ends its recorded runs
+    /// this way when it shuts down.
+    pub fn watching(rx: watch::Receiver<Option<StopSignal>>) -> Stop {
+        Stop { rx }
+    }
+
     /// The signal received so far, if any.
     pub fn received(&self) -> Option<StopSignal> {
         *self.rx.borrow()

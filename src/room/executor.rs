@@ -968,7 +968,7 @@ fn cell_outcome(outcome: &Outcome) -> Option<CellOutcome> {
 
 /// A kernel's view of a package layer: `PYTHONPATH` and the directory to mount read-only.
 /// Without a usable layer the kernel simply starts without it.
-pub(super) async fn layer_env(
+pub(crate) async fn layer_env(
     layer: &crate::pyenv::packages::Layer,
     python: &str,
 ) -> (Vec<(String, String)>, Vec<PathBuf>) {

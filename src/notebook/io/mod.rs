@@ -9,7 +9,7 @@ pub mod ipynb;
 pub mod magics;
 pub mod percent;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::notebook::cell::{default_result_name, validate_result_name};
@@ -58,8 +58,8 @@ impl Format {
     }
 }
 
-/// A notebook to export, read from the room's snapshot.
-#[derive(Debug, Clone, Deserialize)]
+/// A notebook to export, read from the room's snapshot (and stored as a recorded run's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportNotebook {
     /// Display name.
     pub name: String,
@@ -68,7 +68,7 @@ pub struct ExportNotebook {
 }
 
 /// One cell of a notebook to export (the wire cell's fields that a file keeps).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportCell {
     /// Cell id.
     pub id: String,
