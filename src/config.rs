@@ -145,6 +145,30 @@ pub struct SqlHostPolicy {
     pub denied: Vec<String>,
 }
 
+/// Several instances on one PostgreSQL (ignored on SQLite, which is single-instance).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// The address other instances reach this one at (`INSTANCE_URL`; None = `http://` + the
+    /// bound address).
+    pub instance_url: Option<String>,
+    /// Seconds a notebook lease lasts without renewal (`LEASE_SECS`): how long a dead
+    /// instance's notebooks wait before another instance takes them.
+    pub lease_secs: u64,
+    /// Shared secret instances prove forwarded requests with (`CLUSTER_SECRET`); None = no
+    /// forwarding, and forwarded identities are refused.
+    pub secret: Option<String>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            instance_url: None,
+            lease_secs: 10,
+            secret: None,
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -197,6 +221,8 @@ pub struct Config {
     pub anthropic_model: String,
     /// Bearer token `/metrics` requires (`METRICS_TOKEN`); None = open.
     pub metrics_token: Option<String>,
+    /// Leases and forwarding between instances.
+    pub cluster: ClusterSettings,
 }
 
 impl Config {
@@ -233,6 +259,7 @@ impl Config {
             anthropic_base_url: DEFAULT_ANTHROPIC_URL.into(),
             anthropic_model: DEFAULT_ANTHROPIC_MODEL.into(),
             metrics_token: None,
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -379,6 +406,15 @@ pub struct Settings {
     /// Bearer token required by GET /metrics (unset: open).
     #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// The URL other instances reach this one at (default: http:// + the bound address).
+    #[arg(long, global = true, env = "INSTANCE_URL")]
+    pub instance_url: Option<String>,
+    /// Seconds a notebook lease lasts without renewal.
+    #[arg(long, global = true, env = "LEASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_secs: u64,
+    /// Shared secret that authenticates forwarding between instances.
+    #[arg(long, global = true, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
 }
 
 /// A setting that cannot be used, with the reason.
@@ -519,6 +555,24 @@ impl Settings {
         config.anthropic_base_url = self.anthropic_base_url.trim_end_matches('/').to_string();
         config.anthropic_model = self.anthropic_model;
         config.metrics_token = non_empty(self.metrics_token);
+        let instance_url = non_empty(self.instance_url);
+        if let Some(url) = &instance_url {
+            let parsed = url::Url::parse(url).map_err(|e| ConfigError {
+                name: "INSTANCE_URL",
+                reason: format!("not a valid URL ({e})"),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError {
+                    name: "INSTANCE_URL",
+                    reason: format!("'{url}' is not an http:// or https:// URL"),
+                });
+            }
+        }
+        config.cluster = ClusterSettings {
+            instance_url: instance_url.map(|u| u.trim_end_matches('/').to_string()),
+            lease_secs: self.lease_secs,
+            secret: non_empty(self.cluster_secret),
+        };
         Ok(config)
     }
 }

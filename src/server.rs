@@ -8,6 +8,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
+use crate::cluster::Cluster;
 use crate::config::DatabaseTarget;
 use crate::config::{Config, ConfigError};
 use crate::data_dir;
@@ -71,6 +72,8 @@ pub struct RunningServer {
     pub verifier: Arc<Verifier>,
     /// Its live notebook rooms.
     pub rooms: RoomRegistry,
+    /// Its notebook leases.
+    pub cluster: Cluster,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Released only after the rooms have committed their last writes.
@@ -79,9 +82,10 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Graceful shutdown: WebSocket sessions are closed with 1001, pending writes are
-    /// committed, kernels are stopped, then the HTTP server stops.
+    /// committed, kernels are stopped, leases are handed over, then the HTTP server stops.
     pub async fn stop(self) {
         self.rooms.shutdown_all().await;
+        self.cluster.release_all().await;
         self.handle.stop(true).await;
         let _ = self.task.await;
     }
@@ -137,16 +141,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let config = Arc::new(config);
     // Provisioning runs in the background; the server answers meanwhile.
     let environment = Environment::start(&config);
-    let store = Store::new(db);
-    let rooms = RoomRegistry::new(store.clone(), config.clone(), environment.clone());
-    let state = web::Data::new(AppState {
-        store,
-        config: config.clone(),
-        rooms: rooms.clone(),
-        environment,
-    });
-    let verifier_data = web::Data::from(verifier.clone());
-
     let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
         addr: config.bind.clone(),
         source,
@@ -155,15 +149,36 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr: config.bind.clone(),
         source,
     })?;
+    let cluster = Cluster::new(&config, db.clone(), format!("http://{addr}"));
+    cluster.start_renewals();
+    let store = Store::new(db);
+    let rooms = RoomRegistry::new(
+        store.clone(),
+        config.clone(),
+        environment.clone(),
+        cluster.clone(),
+    );
+    let state = web::Data::new(AppState {
+        store,
+        config: config.clone(),
+        rooms: rooms.clone(),
+        environment,
+    });
+    let verifier_data = web::Data::from(verifier.clone());
+    let cluster_data = web::Data::new(cluster.clone());
     let origins = config.allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(verifier_data.clone())
+            .app_data(cluster_data.clone())
+            // Inside CORS and the logger: a forwarded request is answered like a local one.
+            .wrap(middleware::from_fn(crate::cluster::forward::forward))
             .wrap(cors(&origins))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             // Outermost, so CORS answers and refusals are counted too.
             .wrap(middleware::from_fn(crate::metrics::http::track))
+            .configure(crate::cluster::internal::routes)
             .configure(crate::api::routes)
             .default_service(web::to(crate::api::static_files::serve))
     })
@@ -184,6 +199,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr,
         verifier,
         rooms,
+        cluster,
         handle,
         task,
         _instance_lock: instance_lock,

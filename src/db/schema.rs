@@ -85,6 +85,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notebook_leases (notebook_id) {
+        notebook_id -> Text,
+        instance_id -> Text,
+        instance_url -> Text,
+        epoch -> BigInt,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(cells -> notebooks (notebook_id));
 diesel::joinable!(notebook_members -> notebooks (notebook_id));
 diesel::joinable!(notebook_invites -> notebooks (notebook_id));
@@ -97,5 +107,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     notebook_packages,
     notebook_members,
-    notebook_invites
+    notebook_invites,
+    notebook_leases
 );
