@@ -71,6 +71,21 @@ async fn stored_code(database_url: &str, cell: &str) -> String {
     row.get(0)
 }
 
+/// A cell's stored stdout, read from the database.
+async fn stored_stdout(database_url: &str, cell: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    let task = tokio::spawn(conn);
+    let row = client
+        .query_one("SELECT stdout FROM cells WHERE id = $1", &[&cell])
+        .await
+        .expect("cell query");
+    drop(client);
+    let _ = task.await;
+    row.get(0)
+}
+
 /// Creates a notebook through `instance` and makes sure that instance owns it.
 async fn owned_notebook(instance: &Instance, settings: &InstanceSettings) -> String {
     let (status, body) = instance
@@ -361,6 +376,12 @@ async fn kill9_of_the_owner_fails_over_without_losing_committed_edits() {
             v["type"] == "cell_status" && v["cellId"] == y.as_str() && v["status"] == "success"
         })
         .await;
+    // Run results are committed in batches; wait until this one is.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_stdout(&settings.database_url, &y).await != "42\n" {
+        assert!(Instant::now() < deadline, "the run's result was never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let slow = new_cell(
         &instances[2],
         &nb,
