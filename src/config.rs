@@ -561,10 +561,14 @@ impl Settings {
                 name: "INSTANCE_URL",
                 reason: format!("not a valid URL ({e})"),
             })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
+            // Instances talk over the internal network; the bridge's WebSocket client has no
+            // TLS, so an https:// address would forward REST but never bridge a tab.
+            if parsed.scheme() != "http" {
                 return Err(ConfigError {
                     name: "INSTANCE_URL",
-                    reason: format!("'{url}' is not an http:// or https:// URL"),
+                    reason: format!(
+                        "'{url}' is not an http:// URL (instances talk over the internal network)"
+                    ),
                 });
             }
         }

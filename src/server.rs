@@ -84,6 +84,7 @@ impl RunningServer {
     /// Graceful shutdown: WebSocket sessions are closed with 1001, pending writes are
     /// committed, kernels are stopped, leases are handed over, then the HTTP server stops.
     pub async fn stop(self) {
+        self.cluster.close_bridges();
         self.rooms.shutdown_all().await;
         self.cluster.release_all().await;
         self.handle.stop(true).await;

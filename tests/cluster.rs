@@ -229,6 +229,9 @@ async fn every_tab_on_every_instance_sees_the_same_seq_stream() {
     }
     assert_eq!(cell(&n0, &b)["status"], "success");
     assert_eq!(cell(&n0, &c)["stdout"], "44\n");
+    // A bridging instance that stops closes its tabs as it would close local ones.
+    instances[1].terminate();
+    assert_eq!(until_closed(&mut tabs[1], Duration::from_secs(10)).await, 1001);
     drop(tabs);
     drop(instances);
     drop_pg_database(&db).await;
@@ -379,7 +382,10 @@ async fn kill9_of_the_owner_fails_over_without_losing_committed_edits() {
     // Run results are committed in batches; wait until this one is.
     let deadline = Instant::now() + Duration::from_secs(10);
     while stored_stdout(&settings.database_url, &y).await != "42\n" {
-        assert!(Instant::now() < deadline, "the run's result was never committed");
+        assert!(
+            Instant::now() < deadline,
+            "the run's result was never committed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let slow = new_cell(
@@ -601,8 +607,11 @@ async fn sigterm_hands_the_notebook_over_at_once() {
     let mut instances = start_many(&settings, 2).await;
     let nb = owned_notebook(&instances[0], &settings).await;
     let c = new_cell(&instances[1], &nb, "y = 7").await;
+    let mut bridged = WsClient::join(&instances[1].base, &nb, &token_for(U)).await;
     let started = Instant::now();
     instances[0].terminate();
+    // The owner's tabs, bridged ones included, are told it is going away.
+    assert_eq!(until_closed(&mut bridged, Duration::from_secs(10)).await, 1001);
     loop {
         let (status, body) = instances[1]
             .call(Method::GET, &format!("/api/notebooks/{nb}"), U, None)

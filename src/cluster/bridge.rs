@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -68,17 +68,11 @@ impl TabEnd {
     }
 }
 
-/// The owner's internal socket URL for a notebook, from its `INSTANCE_URL`.
+/// The owner's internal socket URL for a notebook, from its `INSTANCE_URL` (always
+/// `http://`: the setting refuses anything else).
 pub fn owner_socket_url(instance_url: &str, notebook_id: &str) -> Option<String> {
-    let base = instance_url.trim_end_matches('/');
-    let base = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        return None;
-    };
-    Some(format!("{base}{INTERNAL_WS_PATH}/{notebook_id}"))
+    let host = instance_url.trim_end_matches('/').strip_prefix("http://")?;
+    Some(format!("ws://{host}{INTERNAL_WS_PATH}/{notebook_id}"))
 }
 
 /// Relays until either side ends: `from_tab` carries the tab's frames (closed when the tab
@@ -88,6 +82,7 @@ pub async fn relay(
     proof: String,
     mut from_tab: mpsc::UnboundedReceiver<String>,
     tab: TabEnd,
+    mut stopping: watch::Receiver<bool>,
 ) {
     let gone = "lost the server instance that has this notebook open; reconnect";
     let mut request = match url.as_str().into_client_request() {
@@ -126,6 +121,13 @@ pub async fn relay(
     let (mut to_owner, mut from_owner) = stream.split();
     loop {
         tokio::select! {
+            // This instance is stopping: the tab reconnects elsewhere, as a local one would.
+            // (A dropped sender means the server is gone: stopping too.)
+            _ = async { stopping.wait_for(|stopping| *stopping).await.is_ok() } => {
+                tab.close(1001, "server shutting down");
+                let _ = to_owner.close().await;
+                return;
+            },
             frame = from_tab.recv() => match frame {
                 Some(text) => {
                     if to_owner.send(Message::Text(text)).await.is_err() {

@@ -51,6 +51,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Cluster {
     inner: Option<Arc<Inner>>,
+    /// Set when the server starts stopping: bridged tabs are closed with 1001.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl Cluster {
@@ -82,6 +84,7 @@ impl Cluster {
             .build()
             .unwrap_or_default();
         Cluster {
+            stopping: Arc::new(watch::channel(false).0),
             inner: Some(Arc::new(Inner {
                 me,
                 lease_secs: settings.lease_secs.max(1),
@@ -95,7 +98,20 @@ impl Cluster {
 
     /// A cluster of one (SQLite, or code that needs no leases).
     pub fn disabled() -> Cluster {
-        Cluster { inner: None }
+        Cluster {
+            inner: None,
+            stopping: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Closes every bridged tab of this instance (1001), as a graceful stop does to local ones.
+    pub fn close_bridges(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// What a bridge watches to learn that this instance is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Whether leases are in use.

@@ -371,7 +371,8 @@ impl WsSession {
             wake: ctx.address().recipient(),
             max_events: self.bridge_max_events,
         };
-        tokio::spawn(bridge::relay(url, proof, from_tab, tab));
+        let stopping = self.rooms.cluster().stopping();
+        tokio::spawn(bridge::relay(url, proof, from_tab, tab, stopping));
         self.phase = Phase::Bridged { user_id, to_owner };
     }
 
