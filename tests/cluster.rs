@@ -632,3 +632,19 @@ async fn sigterm_hands_the_notebook_over_at_once() {
     drop(instances);
     drop_pg_database(&db).await;
 }
+
+#[actix_web::test]
+async fn an_instance_url_other_than_http_is_refused_at_start() {
+    let dir = common::tempdir::TempDir::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reactive-notebook"))
+        .arg("serve")
+        .env("DATA_DIR", dir.path())
+        .env("BIND", "127.0.0.1:0")
+        .env("INSTANCE_URL", "https://notebook1.internal:8000")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success(), "serve refused to start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INSTANCE_URL"), "{stderr}");
+}
