@@ -231,7 +231,10 @@ async fn every_tab_on_every_instance_sees_the_same_seq_stream() {
     assert_eq!(cell(&n0, &c)["stdout"], "44\n");
     // A bridging instance that stops closes its tabs as it would close local ones.
     instances[1].terminate();
-    assert_eq!(until_closed(&mut tabs[1], Duration::from_secs(10)).await, 1001);
+    assert_eq!(
+        until_closed(&mut tabs[1], Duration::from_secs(10)).await,
+        1001
+    );
     drop(tabs);
     drop(instances);
     drop_pg_database(&db).await;
@@ -495,9 +498,12 @@ async fn a_paused_owner_cannot_overwrite_the_new_owner() {
             v["type"] == "cell_stdout" && v["cellId"] == ticker.as_str()
         })
         .await;
+    let mut tab_b = WsClient::join(&b.base, &nb, &token).await;
     // Frozen past its lease while its kernel keeps printing.
     a.pause();
     tokio::time::sleep(Duration::from_secs(LEASE + 1)).await;
+    // The tab bridged to the frozen owner hears nothing from it; the lease tells it to go.
+    assert_eq!(until_closed(&mut tab_b, Duration::from_secs(5)).await, 1012);
     let n = notebook(b, &nb).await;
     assert!(cell(&n, &ticker)["code"]
         .as_str()
@@ -611,7 +617,10 @@ async fn sigterm_hands_the_notebook_over_at_once() {
     let started = Instant::now();
     instances[0].terminate();
     // The owner's tabs, bridged ones included, are told it is going away.
-    assert_eq!(until_closed(&mut bridged, Duration::from_secs(10)).await, 1001);
+    assert_eq!(
+        until_closed(&mut bridged, Duration::from_secs(10)).await,
+        1001
+    );
     loop {
         let (status, body) = instances[1]
             .call(Method::GET, &format!("/api/notebooks/{nb}"), U, None)

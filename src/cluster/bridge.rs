@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::identity::IDENTITY_HEADER;
+use super::Cluster;
 use crate::room::outbox::{CloseOrder, Outbox, Pushed};
 use crate::room::Wake;
 
@@ -28,6 +29,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Close code telling the tab to reconnect because the server side moved (RFC 6455 1012).
 pub const CLOSE_RESTART: u16 = 1012;
+
+/// The owner's end of a bridge.
+pub struct OwnerEnd {
+    /// Its internal socket URL ([`owner_socket_url`]).
+    pub url: String,
+    /// The user's identity, signed with the cluster secret.
+    pub proof: String,
+    /// The notebook.
+    pub notebook_id: String,
+    /// The owning instance's id, as the lease named it when the bridge opened.
+    pub owner_id: String,
+    /// This instance's cluster (lease look-ups, shutdown).
+    pub cluster: Cluster,
+}
 
 /// Where the relay delivers to: the tab's session.
 pub struct TabEnd {
@@ -77,13 +92,15 @@ pub fn owner_socket_url(instance_url: &str, notebook_id: &str) -> Option<String>
 
 /// Relays until either side ends: `from_tab` carries the tab's frames (closed when the tab
 /// goes), and the owner's frames are queued on `tab`.
-pub async fn relay(
-    url: String,
-    proof: String,
-    mut from_tab: mpsc::UnboundedReceiver<String>,
-    tab: TabEnd,
-    mut stopping: watch::Receiver<bool>,
-) {
+pub async fn relay(owner: OwnerEnd, mut from_tab: mpsc::UnboundedReceiver<String>, tab: TabEnd) {
+    let OwnerEnd {
+        url,
+        proof,
+        notebook_id,
+        owner_id,
+        cluster,
+    } = owner;
+    let mut stopping = cluster.stopping();
     let gone = "lost the server instance that has this notebook open; reconnect";
     let mut request = match url.as_str().into_client_request() {
         Ok(request) => request,
@@ -119,8 +136,26 @@ pub async fn relay(
         }
     };
     let (mut to_owner, mut from_owner) = stream.split();
+    // A frozen or cut-off owner sends nothing, not even a close: the lease tells.
+    let mut check = tokio::time::interval(cluster.renew_every());
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                let moved = match cluster.remote_owner(&notebook_id).await {
+                    Ok(Some(holder)) => holder.instance_id != owner_id,
+                    // Expired (the owner is gone) or now held here.
+                    Ok(None) => true,
+                    // The database is away: keep relaying while the owner does.
+                    Err(_) => false,
+                };
+                if moved {
+                    log::info!("bridge: notebook {notebook_id} left instance {owner_id}; closing the tab");
+                    tab.close(CLOSE_RESTART, gone);
+                    let _ = to_owner.close().await;
+                    return;
+                }
+            },
             // This instance is stopping: the tab reconnects elsewhere, as a local one would.
             // (A dropped sender means the server is gone: stopping too.)
             _ = async { stopping.wait_for(|stopping| *stopping).await.is_ok() } => {

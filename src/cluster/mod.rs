@@ -239,9 +239,13 @@ impl Cluster {
             return;
         };
         let weak = Arc::downgrade(inner);
-        let every =
-            Duration::from_millis(inner.lease_secs * 1000 / 3).max(Duration::from_millis(300));
-        tokio::spawn(renew_loop(weak, every));
+        tokio::spawn(renew_loop(weak, self.renew_every()));
+    }
+
+    /// How often leases are renewed (and bridges check their owner still holds one).
+    pub fn renew_every(&self) -> Duration {
+        let lease_secs = self.inner.as_ref().map_or(10, |inner| inner.lease_secs);
+        Duration::from_millis(lease_secs * 1000 / 3).max(Duration::from_millis(300))
     }
 
     /// Signs `user` for a forwarded request (an error without `CLUSTER_SECRET`).

@@ -371,8 +371,14 @@ impl WsSession {
             wake: ctx.address().recipient(),
             max_events: self.bridge_max_events,
         };
-        let stopping = self.rooms.cluster().stopping();
-        tokio::spawn(bridge::relay(url, proof, from_tab, tab, stopping));
+        let owner = bridge::OwnerEnd {
+            url,
+            proof,
+            notebook_id: self.notebook_id.clone(),
+            owner_id: holder.instance_id.clone(),
+            cluster: self.rooms.cluster().clone(),
+        };
+        tokio::spawn(bridge::relay(owner, from_tab, tab));
         self.phase = Phase::Bridged { user_id, to_owner };
     }
 
