@@ -13,7 +13,7 @@ pub mod lease;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -294,16 +294,17 @@ impl Inner {
         ))
     }
 
-    /// One renewal: extends every held lease; marks the ones taken over lost. When renewals
-    /// keep failing for a whole lease period, every lease may have been taken: all are lost.
-    async fn renew_once(&self, last_ok: &mut Instant) {
+    /// One renewal: extends every held lease; marks the ones taken over lost. A failed renewal
+    /// changes nothing: the rooms' writes are fenced anyway, and the next renewal that reaches
+    /// the database tells which leases were taken meanwhile (a database outage on a single
+    /// instance thus costs no kernel).
+    async fn renew_once(&self) {
         let held: Vec<(String, i64)> = self
             .lock_held()
             .iter()
             .map(|(id, h)| (id.clone(), h.epoch))
             .collect();
         if held.is_empty() {
-            *last_ok = Instant::now();
             return;
         }
         let ids: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
@@ -317,18 +318,13 @@ impl Inner {
             Err(e) => Err(e.to_string()),
         };
         let lost: Vec<(String, i64)> = match renewed {
-            Ok(rows) => {
-                *last_ok = Instant::now();
-                held.into_iter()
-                    .filter(|pair| !rows.contains(pair))
-                    .collect()
-            }
+            Ok(rows) => held
+                .into_iter()
+                .filter(|pair| !rows.contains(pair))
+                .collect(),
             Err(e) => {
                 log::warn!("renewing {} notebook lease(s) failed: {e}", ids.len());
-                if last_ok.elapsed() < Duration::from_secs(self.lease_secs) {
-                    return;
-                }
-                held
+                return;
             }
         };
         let mut map = self.lock_held();
@@ -346,13 +342,12 @@ impl Inner {
 async fn renew_loop(inner: Weak<Inner>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_ok = Instant::now();
     loop {
         tick.tick().await;
         // The server stopped: nothing left to renew.
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        inner.renew_once(&mut last_ok).await;
+        inner.renew_once().await;
     }
 }
