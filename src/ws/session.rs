@@ -83,6 +83,7 @@ pub struct WsSession {
     /// Set on the owner's end of a bridge: the user the bridging instance verified, joined
     /// as the session starts. Such a session never bridges again.
     relayed_for: Option<Vouched>,
+    /// Whether this is the owner's end of a bridge (then it never bridges itself).
     relayed: bool,
     /// The event limit of a bridged tab's outbox (the largest notebook's).
     bridge_max_events: usize,
