@@ -145,6 +145,30 @@ pub struct SqlHostPolicy {
     pub denied: Vec<String>,
 }
 
+/// Several instances on one PostgreSQL (ignored on SQLite, which is single-instance).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// The address other instances reach this one at (`INSTANCE_URL`; None = `http://` + the
+    /// bound address).
+    pub instance_url: Option<String>,
+    /// Seconds a notebook lease lasts without renewal (`LEASE_SECS`): how long a dead
+    /// instance's notebooks wait before another instance takes them.
+    pub lease_secs: u64,
+    /// Shared secret instances prove forwarded requests with (`CLUSTER_SECRET`); None = no
+    /// forwarding, and forwarded identities are refused.
+    pub secret: Option<String>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            instance_url: None,
+            lease_secs: 10,
+            secret: None,
+        }
+    }
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -203,6 +227,8 @@ pub struct Config {
     pub schedule_allow_seconds: bool,
     /// Recorded runs kept per notebook; older ones are deleted (`RUN_HISTORY`).
     pub run_history: usize,
+    /// Leases and forwarding between instances.
+    pub cluster: ClusterSettings,
 }
 
 impl Config {
@@ -242,6 +268,7 @@ impl Config {
             schedule_tick_secs: 15,
             schedule_allow_seconds: false,
             run_history: 100,
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -397,6 +424,15 @@ pub struct Settings {
     /// Recorded runs kept per notebook (older ones are deleted).
     #[arg(long, global = true, env = "RUN_HISTORY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub run_history: u64,
+    /// The URL other instances reach this one at (default: http:// + the bound address).
+    #[arg(long, global = true, env = "INSTANCE_URL")]
+    pub instance_url: Option<String>,
+    /// Seconds a notebook lease lasts without renewal.
+    #[arg(long, global = true, env = "LEASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_secs: u64,
+    /// Shared secret that authenticates forwarding between instances.
+    #[arg(long, global = true, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
 }
 
 /// A setting that cannot be used, with the reason.
@@ -540,6 +576,28 @@ impl Settings {
         config.schedule_tick_secs = self.schedule_tick_secs;
         config.schedule_allow_seconds = self.schedule_allow_seconds;
         config.run_history = to_usize(self.run_history);
+        let instance_url = non_empty(self.instance_url);
+        if let Some(url) = &instance_url {
+            let parsed = url::Url::parse(url).map_err(|e| ConfigError {
+                name: "INSTANCE_URL",
+                reason: format!("not a valid URL ({e})"),
+            })?;
+            // Instances talk over the internal network; the bridge's WebSocket client has no
+            // TLS, so an https:// address would forward REST but never bridge a tab.
+            if parsed.scheme() != "http" {
+                return Err(ConfigError {
+                    name: "INSTANCE_URL",
+                    reason: format!(
+                        "'{url}' is not an http:// URL (instances talk over the internal network)"
+                    ),
+                });
+            }
+        }
+        config.cluster = ClusterSettings {
+            instance_url: instance_url.map(|u| u.trim_end_matches('/').to_string()),
+            lease_secs: self.lease_secs,
+            secret: non_empty(self.cluster_secret),
+        };
         Ok(config)
     }
 }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod assistant;
 pub mod auth;
 pub mod check;
+pub mod cluster;
 pub mod collab;
 pub mod config;
 pub mod data_dir;

@@ -8,6 +8,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{AuthError, Verifier};
+use crate::cluster::Cluster;
 use crate::config::DatabaseTarget;
 use crate::config::{Config, ConfigError};
 use crate::data_dir;
@@ -74,6 +75,8 @@ pub struct RunningServer {
     pub verifier: Arc<Verifier>,
     /// Its live notebook rooms.
     pub rooms: RoomRegistry,
+    /// Its notebook leases.
+    pub cluster: Cluster,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scheduler: Scheduler,
@@ -83,11 +86,13 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Graceful shutdown: scheduled runs are killed and recorded as failed, WebSocket
-    /// sessions are closed with 1001, pending writes are committed, kernels are stopped, then
-    /// the HTTP server stops.
+    /// sessions are closed with 1001, pending writes are committed, kernels are stopped,
+    /// leases are handed over, then the HTTP server stops.
     pub async fn stop(self) {
         self.scheduler.shutdown().await;
+        self.cluster.close_bridges();
         self.rooms.shutdown_all().await;
+        self.cluster.release_all().await;
         self.handle.stop(true).await;
         let _ = self.task.await;
     }
@@ -143,10 +148,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let config = Arc::new(config);
     // Provisioning runs in the background; the server answers meanwhile.
     let environment = Environment::start(&config);
-    let store = Store::new(db);
-    let rooms = RoomRegistry::new(store.clone(), config.clone(), environment.clone());
-    let verifier_data = web::Data::from(verifier.clone());
-
     let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
         addr: config.bind.clone(),
         source,
@@ -155,6 +156,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr: config.bind.clone(),
         source,
     })?;
+    let cluster = Cluster::new(&config, db.clone(), format!("http://{addr}"));
+    cluster.start_renewals();
+    let store = Store::new(db);
+    let rooms = RoomRegistry::new(
+        store.clone(),
+        config.clone(),
+        environment.clone(),
+        cluster.clone(),
+    );
     // Only once nothing can fail before serving, so a failed start leaves no scheduler behind.
     let scheduler = Scheduler::start(
         store.db().clone(),
@@ -169,15 +179,21 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         environment,
         runs: scheduler.runs(),
     });
+    let verifier_data = web::Data::from(verifier.clone());
+    let cluster_data = web::Data::new(cluster.clone());
     let origins = config.allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(verifier_data.clone())
+            .app_data(cluster_data.clone())
+            // Inside CORS and the logger: a forwarded request is answered like a local one.
+            .wrap(middleware::from_fn(crate::cluster::forward::forward))
             .wrap(cors(&origins))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             // Outermost, so CORS answers and refusals are counted too.
             .wrap(middleware::from_fn(crate::metrics::http::track))
+            .configure(crate::cluster::internal::routes)
             .configure(crate::api::routes)
             .default_service(web::to(crate::api::static_files::serve))
     })
@@ -201,6 +217,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr,
         verifier,
         rooms,
+        cluster,
         handle,
         task,
         scheduler,

@@ -108,6 +108,8 @@ impl From<StoreError> for ApiError {
             StoreError::BeforeCellNotFound => ApiError::NotFound("before_cell_id not found".into()),
             e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
             e @ StoreError::NotebookLimit { .. } => ApiError::Conflict(e.to_string()),
+            // Nothing was written; the client retries and lands on the new owner.
+            e @ StoreError::LeaseLost => ApiError::Unavailable(e.to_string()),
             StoreError::Db(crate::db::DbError::Unavailable(msg)) => {
                 log::error!("database unavailable: {msg}");
                 ApiError::Unavailable("database unavailable".into())

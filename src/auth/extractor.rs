@@ -7,7 +7,29 @@ use futures_util::future::LocalBoxFuture;
 
 use super::error::AuthError;
 use super::verifier::Verifier;
+use crate::cluster::identity::IDENTITY_HEADER;
+use crate::cluster::Cluster;
 use crate::error::ApiError;
+
+/// The user a forwarded request's identity proof vouches for, or 401.
+fn forwarded_user(req: &HttpRequest, proof: &str) -> Result<AuthUser, ApiError> {
+    let verified = match req.app_data::<web::Data<Cluster>>() {
+        Some(cluster) => cluster.verify_identity(proof),
+        None => Err(crate::cluster::identity::IdentityError::NoSecret),
+    };
+    match verified {
+        Ok(vouched) => Ok(AuthUser {
+            user_id: vouched.user_id,
+        }),
+        Err(e) => {
+            crate::metrics::auth_failure("cluster_identity");
+            log::warn!("request rejected: {e}");
+            Err(ApiError::Unauthorized(
+                "Invalid cluster identity (CLUSTER_SECRET mismatch?)".into(),
+            ))
+        }
+    }
+}
 
 /// The caller of a request, extracted from `Authorization: Bearer <JWT>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +63,12 @@ impl FromRequest for AuthUser {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        // A request another instance forwarded carries the user it verified, signed with the
+        // cluster secret; it is trusted only with a valid proof, never as a fallback.
+        if let Some(proof) = req.headers().get(IDENTITY_HEADER) {
+            let user = forwarded_user(req, proof.to_str().unwrap_or_default());
+            return Box::pin(async move { user });
+        }
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {

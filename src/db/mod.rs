@@ -4,6 +4,7 @@
 //! the same diesel code for each connection type (the enum-of-connections pattern).
 
 pub mod audit;
+pub mod fence;
 pub mod instance_lock;
 pub mod migrate;
 pub mod models;

@@ -2,8 +2,10 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::fence::FenceCheck;
 use super::models::PackageRow;
 use super::schema::notebook_packages;
 use super::store::{Store, StoreError};
@@ -43,20 +45,30 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
+        let fence = self.fence.as_ref();
+        let row = &row;
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
-            diesel::insert_into(notebook_packages::table)
-                .values(&row)
-                .on_conflict((notebook_packages::notebook_id, notebook_packages::name))
-                .do_update()
-                .set((
-                    notebook_packages::version.eq(&row.version),
-                    notebook_packages::state.eq(&row.state),
-                    notebook_packages::error.eq(&row.error),
-                    notebook_packages::updated_at.eq(now),
-                ))
-                .execute(c)
-                .await
+            c.transaction::<_, StoreError, _>(|c| {
+                async move {
+                    c.check_fence(fence).await?;
+                    diesel::insert_into(notebook_packages::table)
+                        .values(row)
+                        .on_conflict((notebook_packages::notebook_id, notebook_packages::name))
+                        .do_update()
+                        .set((
+                            notebook_packages::version.eq(&row.version),
+                            notebook_packages::state.eq(&row.state),
+                            notebook_packages::error.eq(&row.error),
+                            notebook_packages::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await
         })?;
         Ok(())
     }

@@ -86,6 +86,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    notebook_leases (notebook_id) {
+        notebook_id -> Text,
+        instance_id -> Text,
+        instance_url -> Text,
+        epoch -> BigInt,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     schedules (id) {
         id -> Text,
         notebook_id -> Text,
@@ -130,6 +140,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notebook_packages,
     notebook_members,
     notebook_invites,
+    notebook_leases,
     schedules,
     runs
 );

@@ -5,8 +5,9 @@ use diesel::prelude::*;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::fence::{Fence, FenceCheck};
 use super::models::{CellRow, CellRunState, NewUser, NotebookRow};
-use super::schema::{audit_log, cells, notebooks, users};
+use super::schema::{audit_log, cells, notebook_leases, notebooks, users};
 use super::{Db, DbError};
 use crate::db_run;
 
@@ -37,6 +38,9 @@ pub enum StoreError {
         /// The notebook's current revision.
         current: i64,
     },
+    /// This instance no longer holds the notebook's lease: another instance owns it now.
+    #[error("This notebook moved to another server instance; try again")]
+    LeaseLost,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -74,6 +78,8 @@ pub struct CellEdit<'a> {
 #[derive(Clone)]
 pub struct Store {
     pub(super) db: Db,
+    /// The lease a room's writes are fenced by (None: unfenced, as on SQLite).
+    pub(super) fence: Option<Fence>,
 }
 
 fn now() -> chrono::NaiveDateTime {
@@ -167,7 +173,20 @@ macro_rules! find_cell {
 impl Store {
     /// Wraps a pool.
     pub fn new(db: Db) -> Store {
-        Store { db }
+        Store { db, fence: None }
+    }
+
+    /// This store with every notebook mutation fenced by `fence` (a room's own store).
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            db: self.db.clone(),
+            fence: Some(fence),
+        }
+    }
+
+    /// The fence of a room's store, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
     }
 
     /// The underlying pool.
@@ -311,10 +330,12 @@ impl Store {
         notebook_id: &str,
         name: &str,
     ) -> Result<i64, StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     diesel::update(notebooks::table.find(notebook_id))
                         .set(notebooks::name.eq(name))
@@ -335,10 +356,12 @@ impl Store {
         notebook_id: &str,
         conn_string: Option<&str>,
     ) -> Result<i64, StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     diesel::update(notebooks::table.find(notebook_id))
                         .set(notebooks::db_conn_string.eq(conn_string))
@@ -354,10 +377,12 @@ impl Store {
 
     /// Deletes a notebook and its cells.
     pub async fn delete_notebook(&self, owner: &str, notebook_id: &str) -> Result<(), StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     diesel::delete(cells::table.filter(cells::notebook_id.eq(notebook_id)))
                         .execute(c)
@@ -366,6 +391,10 @@ impl Store {
                         .execute(c)
                         .await?;
                     diesel::delete(notebooks::table.find(notebook_id))
+                        .execute(c)
+                        .await?;
+                    // Its lease goes too: a deleted notebook's id never opens again.
+                    diesel::delete(notebook_leases::table.find(notebook_id))
                         .execute(c)
                         .await?;
                     Ok(())
@@ -387,10 +416,12 @@ impl Store {
         after_cell_id: Option<&str>,
         before_cell_id: Option<&str>,
     ) -> Result<(CellRow, usize, i64), StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     let position: i32 = match (after_cell_id, before_cell_id) {
                         (_, Some(before)) => cells::table
@@ -458,10 +489,12 @@ impl Store {
         edit: CellEdit<'_>,
         expected_revision: Option<i64>,
     ) -> Result<(CellRow, i64), StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     let notebook = owned_notebook!(c, owner, notebook_id)?;
                     let row = find_cell!(c, notebook_id, cell_id)?;
                     if let Some(expected) = expected_revision {
@@ -499,10 +532,12 @@ impl Store {
         notebook_id: &str,
         cell_id: &str,
     ) -> Result<i64, StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     let row = find_cell!(c, notebook_id, cell_id)?;
                     diesel::delete(cells::table.find(cell_id))
@@ -546,10 +581,12 @@ impl Store {
         notebook_id: &str,
         lazy: bool,
     ) -> Result<i64, StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     diesel::update(notebooks::table.find(notebook_id))
                         .set(notebooks::lazy.eq(lazy))
@@ -574,10 +611,12 @@ impl Store {
         target: &str,
         after: bool,
     ) -> Result<(usize, i64), StoreError> {
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     owned_notebook!(c, owner, notebook_id)?;
                     let row = find_cell!(c, notebook_id, cell_id)?;
                     let target_pos = cells::table
@@ -641,10 +680,12 @@ impl Store {
         if states.is_empty() {
             return Ok(());
         }
+        let fence = self.fence.as_ref();
         let mut conn = self.db.get().await?;
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
+                    c.check_fence(fence).await?;
                     for (cell_id, state) in &states {
                         diesel::update(
                             cells::table

@@ -633,6 +633,48 @@ impl NotebookRoom {
     pub(super) fn touch(&mut self) {
         self.last_activity = Instant::now();
     }
+
+    /// Closes the room as soon as its lease is known lost (a renewal found it taken over, or a
+    /// fenced write was refused).
+    fn watch_lease(&mut self, ctx: &mut Context<Self>) {
+        let Some(fence) = self.store.fence() else {
+            return;
+        };
+        let mut lost = fence.watch_lost();
+        ctx.spawn(
+            async move { lost.wait_for(|lost| *lost).await.is_ok() }
+                .into_actor(self)
+                .map(|lost, room, ctx| {
+                    if lost {
+                        room.on_lease_lost(ctx);
+                    }
+                }),
+        );
+    }
+
+    /// Another instance owns the notebook now: whatever this room holds is outdated and can no
+    /// longer be written. Runs stop, the kernel is killed, and tabs are told to reconnect
+    /// (1012), which lands them on the new owner.
+    fn on_lease_lost(&mut self, ctx: &mut Context<Self>) {
+        log::warn!(
+            "notebook {}: another instance owns it now; closing this room",
+            self.state.id
+        );
+        self.run.abandon();
+        let dropped = self.take_unsaved_code().len();
+        if dropped > 0 {
+            log::warn!(
+                "notebook {}: {dropped} co-edited cell(s) not stored before the lease was lost",
+                self.state.id
+            );
+        }
+        self.close_sessions(1012, "notebook moved to another server instance; reconnect");
+        self.packages.abort();
+        if let Some(executor) = self.executor.take() {
+            executor.kill();
+        }
+        ctx.stop();
+    }
 }
 
 /// Most cells sent to the kernel in one plan; a longer run is sent in several, back to back.
@@ -706,6 +748,7 @@ impl Actor for NotebookRoom {
         let every =
             (self.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
+        self.watch_lease(ctx);
         self.restore_packages(ctx);
         self.warm_kernel(ctx);
     }
@@ -1214,10 +1257,15 @@ impl Handler<Shutdown> for NotebookRoom {
             self.state.owner_id.clone(),
             self.state.id.clone(),
         );
+        let cluster = self.registry.cluster().clone();
         Box::pin(
             async move {
                 yjs::save_codes(&store, &owner, &id, unsaved).await;
                 let _ = tokio::time::timeout(Duration::from_secs(10), flushed).await;
+                // Everything is committed: hand the notebook over before the kernel stops.
+                if let Some(fence) = store.fence() {
+                    cluster.release(&id, fence.epoch()).await;
+                }
                 if let Some(executor) = executor {
                     executor.shutdown().await;
                 }

@@ -8,9 +8,11 @@ use actix::{Actor, Addr};
 use super::actor::NotebookRoom;
 use super::pool::{KernelPool, PoolConfig};
 use super::quota::KernelQuota;
+use crate::cluster::{Cluster, Ownership};
 use crate::collab::members;
 use crate::collab::roles::{self, Role};
 use crate::config::Config;
+use crate::db::fence::Fence;
 use crate::db::store::Store;
 use crate::db::store::StoreError;
 use crate::error::ApiError;
@@ -19,6 +21,15 @@ use crate::pyenv::Environment;
 struct Entry {
     owner: String,
     addr: Addr<NotebookRoom>,
+    /// The lease the room writes under (None when the cluster is disabled).
+    fence: Option<Fence>,
+}
+
+impl Entry {
+    /// Whether the room still serves: running, and its lease not lost.
+    fn serving(&self) -> bool {
+        self.addr.connected() && !self.fence.as_ref().is_some_and(Fence::is_lost)
+    }
 }
 
 /// Finds or starts the room of a notebook.
@@ -33,11 +44,20 @@ pub struct RoomRegistry {
     autorun: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Spare kernels for new notebooks, when `KERNEL_POOL` > 0 and kernels get a mount view.
     pool: Option<Addr<KernelPool>>,
+    /// Notebook leases: a room opens only on the instance owning its notebook.
+    cluster: Cluster,
+    /// Set by a graceful shutdown: no room opens any more (its lease would outlive the server).
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RoomRegistry {
     /// An empty registry.
-    pub fn new(store: Store, config: Arc<Config>, environment: Environment) -> RoomRegistry {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        environment: Environment,
+        cluster: Cluster,
+    ) -> RoomRegistry {
         let quota = KernelQuota::new(config.quotas.kernels_per_user, config.quotas.max_kernels);
         let pool = start_pool(&config, &environment, &quota);
         RoomRegistry {
@@ -48,7 +68,14 @@ impl RoomRegistry {
             environment,
             autorun: Arc::default(),
             pool,
+            cluster,
+            closing: Arc::default(),
         }
+    }
+
+    /// The cluster this instance belongs to.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// The spare-kernel pool, if there is one.
@@ -105,11 +132,12 @@ impl RoomRegistry {
         let rooms = self.rooms.lock().await;
         rooms
             .get(notebook_id)
-            .filter(|entry| entry.addr.connected())
+            .filter(|entry| entry.serving())
             .map(|entry| entry.addr.clone())
     }
 
-    /// The room of `notebook_id`, owned by `owner`, started if needed.
+    /// The room of `notebook_id`, owned by `owner`, started if needed: only on the instance
+    /// holding the notebook's lease (taken here when free), with its writes fenced by it.
     async fn open_room(
         &self,
         owner: &str,
@@ -117,23 +145,51 @@ impl RoomRegistry {
     ) -> Result<Addr<NotebookRoom>, ApiError> {
         let mut rooms = self.rooms.lock().await;
         if let Some(entry) = rooms.get(notebook_id) {
-            if entry.addr.connected() {
+            if entry.serving() {
                 if entry.owner != owner {
                     return Err(ApiError::notebook_not_found());
                 }
                 return Ok(entry.addr.clone());
             }
+            // Stopped, or its lease was lost (the room closes itself): never serve it again.
             rooms.remove(notebook_id);
         }
-        let (notebook, cells) = self.store.get_notebook(owner, notebook_id).await?;
-        let packages = self.store.list_packages(notebook_id).await?;
-        let lazy = self.store.notebook_lazy(notebook_id).await?;
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::Unavailable(
+                "This server instance is shutting down; try again".into(),
+            ));
+        }
+        let fence = match self.cluster.acquire(notebook_id).await? {
+            Ownership::Local(fence) => fence,
+            Ownership::Remote(holder) => {
+                log::info!(
+                    "notebook {notebook_id} is owned by instance {} ({}); not opened here",
+                    holder.instance_id,
+                    holder.url
+                );
+                return Err(ApiError::Unavailable(OWNED_ELSEWHERE.into()));
+            }
+        };
+        let store = match &fence {
+            Some(fence) => self.store.fenced(fence.clone()),
+            None => self.store.clone(),
+        };
+        let loaded = load(&store, owner, notebook_id).await;
+        let (notebook, cells, packages, lazy) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                if let Some(fence) = &fence {
+                    self.cluster.release(notebook_id, fence.epoch()).await;
+                }
+                return Err(e.into());
+            }
+        };
         let room = NotebookRoom::new(
             notebook,
             &cells,
             packages,
             lazy,
-            self.store.clone(),
+            store,
             self.clone(),
             &self.config,
         );
@@ -154,19 +210,28 @@ impl RoomRegistry {
             Entry {
                 owner: owner.to_string(),
                 addr: addr.clone(),
+                fence,
             },
         );
         Ok(addr)
     }
 
     /// Forgets a stopped room (only if it is still the registered one).
+    /// Its lease is let go, so any instance can open the notebook at once.
     pub async fn remove(&self, notebook_id: &str, addr: &Addr<NotebookRoom>) {
-        let mut rooms = self.rooms.lock().await;
-        if rooms
-            .get(notebook_id)
-            .is_some_and(|entry| &entry.addr == addr)
-        {
-            rooms.remove(notebook_id);
+        let removed = {
+            let mut rooms = self.rooms.lock().await;
+            if rooms
+                .get(notebook_id)
+                .is_some_and(|entry| &entry.addr == addr)
+            {
+                rooms.remove(notebook_id)
+            } else {
+                None
+            }
+        };
+        if let Some(fence) = removed.and_then(|entry| entry.fence) {
+            self.cluster.release(notebook_id, fence.epoch()).await;
         }
     }
 
@@ -194,12 +259,37 @@ impl RoomRegistry {
 impl RoomRegistry {
     /// Shuts every room down: sessions closed with 1001, pending writes flushed, kernels stopped.
     pub async fn shutdown_all(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let rooms = self.all().await;
         let waits = rooms
             .iter()
             .map(|room| room.send(super::messages::Shutdown));
         futures_util::future::join_all(waits).await;
     }
+}
+
+/// Why a room is not opened here (short enough for a WebSocket close reason).
+pub const OWNED_ELSEWHERE: &str = "This notebook is open on another server instance; try again";
+
+/// A notebook's row, cells, packages and mode, as a room opens with them.
+async fn load(
+    store: &Store,
+    owner: &str,
+    notebook_id: &str,
+) -> Result<
+    (
+        crate::db::models::NotebookRow,
+        Vec<crate::db::models::CellRow>,
+        Vec<crate::db::models::PackageRow>,
+        bool,
+    ),
+    StoreError,
+> {
+    let (notebook, cells) = store.get_notebook(owner, notebook_id).await?;
+    let packages = store.list_packages(notebook_id).await?;
+    let lazy = store.notebook_lazy(notebook_id).await?;
+    Ok((notebook, cells, packages, lazy))
 }
 
 /// Starts the spare-kernel pool. A spare is handed to a notebook by renaming its folders,

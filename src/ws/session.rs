@@ -3,22 +3,35 @@
 //! States: `AwaitingAuth` (only `authenticate` is accepted, within a deadline) ->
 //! `Authenticated` (token verified; joining the room) -> `Joined` (runs, interrupts, token
 //! refreshes; room events flow out through the session's bounded outbox).
+//!
+//! With several instances, a session whose notebook is owned by another instance goes from
+//! `Authenticated` to `Bridged`: its frames are relayed to a session on the owner (see
+//! [`crate::cluster::bridge`]), which starts `Authenticated` as the user this one verified.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use tokio::sync::mpsc;
 
 use super::protocol::{self, ClientMessage};
 use crate::auth::Verifier;
+use crate::cluster::bridge;
+use crate::cluster::identity::Vouched;
+use crate::cluster::Holder;
 use crate::collab::cursor::Selection;
 use crate::collab::{Role, SessionRole};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::room::actor::collab::{Focus, MoveCursor};
 use crate::room::messages::{Interrupt, Join, Joined, Leave, RunCell, YjsUpdate};
-use crate::room::outbox::Outbox;
+use crate::room::outbox::{max_events, Outbox};
 use crate::room::{NotebookRoom, RoomRegistry, Wake};
+
+/// Why a tab is not relayed to its notebook's owner (a close reason: under 123 bytes).
+const NOT_FORWARDED: &str =
+    "This notebook is open on another server instance and forwarding is not configured";
 
 /// How often the server pings.
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -38,6 +51,12 @@ enum Phase {
         user_id: String,
         room: Addr<NotebookRoom>,
         session_id: u64,
+    },
+    /// Relayed to a session on the instance owning the notebook.
+    Bridged {
+        user_id: String,
+        /// The tab's frames, on their way to the owner (dropping it ends the relay).
+        to_owner: mpsc::UnboundedSender<String>,
     },
     /// Closing; nothing more is accepted.
     Closed,
@@ -61,8 +80,27 @@ pub struct WsSession {
     name: Option<String>,
     /// The user's role on the notebook, set on join (the room updates it on member changes).
     role: Arc<SessionRole>,
+    /// Set on the owner's end of a bridge: the user the bridging instance verified, joined
+    /// as the session starts. Such a session never bridges again.
+    relayed_for: Option<Vouched>,
+    /// Whether this is the owner's end of a bridge (then it never bridges itself).
+    relayed: bool,
+    /// The event limit of a bridged tab's outbox (the largest notebook's).
+    bridge_max_events: usize,
     /// Counts the connection in `ws_sessions` until the session is dropped.
     _live: crate::metrics::GaugeGuard,
+}
+
+/// How joining the notebook came out.
+enum JoinOutcome {
+    /// Joined the local room.
+    Joined(Addr<NotebookRoom>, Joined),
+    /// Another live instance owns the notebook.
+    Bridge(Holder),
+    /// Not now (the reason says why); the tab should retry.
+    Retry(String),
+    /// Missing, or not the user's to open.
+    NotFound,
 }
 
 impl WsSession {
@@ -86,8 +124,21 @@ impl WsSession {
             expires_at: i64::MAX,
             name: None,
             role: Arc::new(SessionRole::new(Role::Viewer)),
+            relayed_for: None,
+            relayed: false,
+            bridge_max_events: max_events(
+                usize::try_from(config.quotas.cells_per_notebook).unwrap_or(usize::MAX),
+            ),
             _live: crate::metrics::ws_session_opened(),
         }
+    }
+
+    /// The owner's end of a bridge: authenticated as `user` (whom another instance verified
+    /// and vouched for), joined as it starts; that instance enforces the token's expiry.
+    pub fn relayed_for(mut self, user: Vouched) -> WsSession {
+        self.relayed_for = Some(user);
+        self.relayed = true;
+        self
     }
 
     /// The session's role on its notebook (viewer until it has joined).
@@ -128,6 +179,20 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Phase::Bridged { user_id, to_owner } = &self.phase {
+            // Token refreshes are this instance's business (it verified the token); the rest
+            // is the owner's, which answers errors itself.
+            match protocol::parse(text) {
+                Ok(ClientMessage::RefreshAuth { token }) => {
+                    self.refresh_auth(token, user_id.clone(), ctx)
+                }
+                // A send fails only once the relay ended; its close order is on the way.
+                _ => {
+                    let _ = to_owner.send(text.to_string());
+                }
+            }
+            return;
+        }
         let message = protocol::parse(text);
         match (&self.phase, message) {
             (Phase::AwaitingAuth, Ok(ClientMessage::Authenticate { token: Some(token) })) => {
@@ -159,7 +224,7 @@ impl WsSession {
             (Phase::Authenticated { user_id }, _) => {
                 log::debug!("frame from {user_id} while joining ignored");
             }
-            (Phase::Closed, _) => {}
+            (Phase::Closed, _) | (Phase::Bridged { .. }, _) => {}
         }
     }
 
@@ -199,12 +264,23 @@ impl WsSession {
         let user = user_id.clone();
         let name = self.name.clone();
         let shared_role = self.role.clone();
+        let may_bridge = !self.relayed;
         ctx.wait(
             async move {
-                let (room, role) = rooms
-                    .open_as(&user, &notebook_id, Role::Viewer)
-                    .await
-                    .ok()?;
+                if may_bridge {
+                    match rooms.cluster().remote_owner(&notebook_id).await {
+                        Ok(Some(holder)) => return JoinOutcome::Bridge(holder),
+                        Ok(None) => {}
+                        // Opening locally meets the same failure and answers it.
+                        Err(e) => log::warn!("looking up the owner of {notebook_id} failed: {e}"),
+                    }
+                }
+                let (room, role) = match rooms.open_as(&user, &notebook_id, Role::Viewer).await {
+                    Ok(opened) => opened,
+                    // Owned elsewhere (taken over meanwhile), or the database is away.
+                    Err(ApiError::Unavailable(reason)) => return JoinOutcome::Retry(reason),
+                    Err(_) => return JoinOutcome::NotFound,
+                };
                 shared_role.set(role);
                 let join = Join {
                     outbox,
@@ -213,28 +289,35 @@ impl WsSession {
                     name,
                     role: shared_role,
                 };
-                let joined: Joined = room.send(join).await.ok()?;
-                Some((room, joined))
+                match room.send(join).await {
+                    Ok(joined) => JoinOutcome::Joined(room, joined),
+                    Err(_) => JoinOutcome::Retry("the notebook was closing; try again".into()),
+                }
             }
             .into_actor(self)
-            .map(move |joined, session, ctx| {
+            .map(move |outcome, session, ctx| {
+                if let JoinOutcome::Bridge(holder) = outcome {
+                    // The owner's session says `authenticated` once it has joined.
+                    return session.bridge(user_id, holder, ctx);
+                }
                 // Sent only once the join has settled, so every broadcast after it reaches
                 // this session: a client that acts on `authenticated` never misses its echo.
                 ctx.text(protocol::authenticated(&user_id));
-                session.on_join_settled(user_id, joined, ctx)
+                session.on_join_settled(user_id, outcome, ctx)
             }),
         );
     }
 
-    /// Enters `Joined`, or closes with "Notebook not found" when the join was refused.
+    /// Enters `Joined`; or closes with "Notebook not found" when the join was refused, or with
+    /// 1013 (try again) and the reason when the notebook cannot be opened here right now.
     fn on_join_settled(
         &mut self,
         user_id: String,
-        joined: Option<(Addr<NotebookRoom>, Joined)>,
+        outcome: JoinOutcome,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        match joined {
-            Some((room, joined)) => {
+        match outcome {
+            JoinOutcome::Joined(room, joined) => {
                 self.membership = Some((room.clone(), joined.session_id));
                 self.phase = Phase::Joined {
                     user_id,
@@ -242,9 +325,92 @@ impl WsSession {
                     session_id: joined.session_id,
                 };
             }
+            JoinOutcome::Retry(reason) => self.fail(ctx, CloseCode::Again, &reason),
             // Same answer whether the notebook is missing or someone else's.
-            None => self.fail(ctx, CloseCode::Policy, "Notebook not found"),
+            JoinOutcome::NotFound | JoinOutcome::Bridge(_) => {
+                self.fail(ctx, CloseCode::Policy, "Notebook not found")
+            }
         }
+    }
+
+    /// Relays this tab to a session on `holder`, the notebook's owner.
+    fn bridge(&mut self, user_id: String, holder: Holder, ctx: &mut ws::WebsocketContext<Self>) {
+        let vouched = Vouched {
+            user_id: user_id.clone(),
+            name: self.name.clone(),
+        };
+        let proof = match self.rooms.cluster().sign_identity(&vouched) {
+            Ok(proof) => proof,
+            Err(e) => {
+                log::error!(
+                    "notebook {} is open on instance {} ({}) but this tab cannot be bridged \
+                     there: {e}; set the same CLUSTER_SECRET on every instance",
+                    self.notebook_id,
+                    holder.instance_id,
+                    holder.url
+                );
+                return self.fail(ctx, CloseCode::Again, NOT_FORWARDED);
+            }
+        };
+        let Some(url) = bridge::owner_socket_url(&holder.url, &self.notebook_id) else {
+            log::error!(
+                "instance {} has an unusable INSTANCE_URL {}",
+                holder.instance_id,
+                holder.url
+            );
+            return self.fail(ctx, CloseCode::Again, NOT_FORWARDED);
+        };
+        log::info!(
+            "websocket on {} bridged to instance {} ({})",
+            self.notebook_id,
+            holder.instance_id,
+            holder.url
+        );
+        let (to_owner, from_tab) = mpsc::unbounded_channel();
+        let tab = bridge::TabEnd {
+            outbox: self.outbox.clone(),
+            wake: ctx.address().recipient(),
+            max_events: self.bridge_max_events,
+        };
+        let owner = bridge::OwnerEnd {
+            url,
+            proof,
+            notebook_id: self.notebook_id.clone(),
+            owner_id: holder.instance_id.clone(),
+            cluster: self.rooms.cluster().clone(),
+        };
+        tokio::spawn(bridge::relay(owner, from_tab, tab));
+        self.phase = Phase::Bridged { user_id, to_owner };
+    }
+
+    /// Replaces the session's token with a fresher one of the same user.
+    fn refresh_auth(
+        &self,
+        token: Option<String>,
+        expected: String,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(token) = token else {
+            return ctx.text(protocol::error("refresh_auth needs a token"));
+        };
+        let verifier = self.verifier.clone();
+        ctx.wait(
+            async move { verifier.verify(&token).await }
+                .into_actor(self)
+                .map(move |result, session, ctx| match result {
+                    Ok(verified) if verified.user_id == expected => {
+                        session.expires_at = verified.expires_at;
+                        ctx.text(protocol::auth_refreshed(verified.expires_at));
+                    }
+                    Ok(_) => {
+                        log::warn!("websocket refresh_auth with another user's token refused");
+                        ctx.text(protocol::error(
+                            "refresh_auth refused: the token belongs to another user",
+                        ));
+                    }
+                    Err(e) => ctx.text(protocol::error(&format!("refresh_auth refused: {e}"))),
+                }),
+        );
     }
 
     fn on_joined(&mut self, message: ClientMessage, ctx: &mut ws::WebsocketContext<Self>) {
@@ -345,33 +511,9 @@ impl WsSession {
             ClientMessage::Yjs { .. } => {
                 ctx.text(protocol::error("yjs needs a cellId and an update"))
             }
-            ClientMessage::RefreshAuth { token: None } => {
-                ctx.text(protocol::error("refresh_auth needs a token"))
-            }
-            ClientMessage::RefreshAuth { token: Some(token) } => {
-                let verifier = self.verifier.clone();
+            ClientMessage::RefreshAuth { token } => {
                 let expected = user_id.clone();
-                ctx.wait(
-                    async move { verifier.verify(&token).await }
-                        .into_actor(self)
-                        .map(move |result, session, ctx| match result {
-                            Ok(verified) if verified.user_id == expected => {
-                                session.expires_at = verified.expires_at;
-                                ctx.text(protocol::auth_refreshed(verified.expires_at));
-                            }
-                            Ok(_) => {
-                                log::warn!(
-                                    "websocket refresh_auth with another user's token refused"
-                                );
-                                ctx.text(protocol::error(
-                                    "refresh_auth refused: the token belongs to another user",
-                                ));
-                            }
-                            Err(e) => {
-                                ctx.text(protocol::error(&format!("refresh_auth refused: {e}")))
-                            }
-                        }),
-                );
+                self.refresh_auth(token, expected, ctx);
             }
         }
     }
@@ -398,6 +540,14 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(user) = self.relayed_for.take() {
+            log::info!("bridged websocket joining as {}", user.user_id);
+            self.name = user.name;
+            self.phase = Phase::Authenticated {
+                user_id: user.user_id.clone(),
+            };
+            self.join(user.user_id, ctx);
+        }
         ctx.run_later(self.auth_timeout, |session, ctx| {
             if matches!(session.phase, Phase::AwaitingAuth) {
                 crate::metrics::auth_failure("ws_timeout");
@@ -414,7 +564,7 @@ impl Actor for WsSession {
             }
         });
         ctx.run_interval(EXPIRY_CHECK_EVERY, |session, ctx| {
-            if matches!(session.phase, Phase::Joined { .. })
+            if matches!(session.phase, Phase::Joined { .. } | Phase::Bridged { .. })
                 && chrono::Utc::now().timestamp()
                     > session.expires_at.saturating_add(session.grace_secs)
             {
@@ -428,6 +578,8 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // Ends a bridge's relay, which closes the owner's end too.
+        self.phase = Phase::Closed;
         if let Some((room, session_id)) = self.membership.take() {
             room.do_send(Leave { session_id });
         }

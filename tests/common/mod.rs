@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cells;
+pub mod instances;
 pub mod procs;
 pub mod tokens;
 pub mod wheels;
