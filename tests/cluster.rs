@@ -28,21 +28,13 @@ async fn cluster(lease_secs: u64) -> (String, InstanceSettings) {
 
 /// The address of the instance holding a live lease of `notebook`, read from the database.
 async fn owner_url(database_url: &str, notebook: &str) -> Option<String> {
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    let task = tokio::spawn(conn);
-    let row = client
-        .query_opt(
-            "SELECT instance_url FROM notebook_leases WHERE notebook_id = $1 \
-             AND expires_at > (now() AT TIME ZONE 'UTC')",
-            &[&notebook],
-        )
-        .await
-        .expect("lease query");
-    drop(client);
-    let _ = task.await;
-    row.map(|r| r.get::<_, String>(0))
+    query_text(
+        database_url,
+        "SELECT instance_url FROM notebook_leases WHERE notebook_id = $1 \
+         AND expires_at > (now() AT TIME ZONE 'UTC')",
+        notebook,
+    )
+    .await
 }
 
 /// Runs one SQL statement on the test database.
@@ -56,34 +48,30 @@ async fn execute(database_url: &str, sql: &str) {
     let _ = task.await;
 }
 
-/// A cell's stored code, read from the database.
-async fn stored_code(database_url: &str, cell: &str) -> String {
+/// The first column of the first row `sql` (with `param` as `$1`) returns, if any.
+async fn query_text(database_url: &str, sql: &str, param: &str) -> Option<String> {
     let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
         .await
         .expect("connect to the test database");
     let task = tokio::spawn(conn);
-    let row = client
-        .query_one("SELECT code FROM cells WHERE id = $1", &[&cell])
-        .await
-        .expect("cell query");
+    let row = client.query_opt(sql, &[&param]).await.expect(sql);
     drop(client);
     let _ = task.await;
-    row.get(0)
+    row.map(|r| r.get::<_, String>(0))
+}
+
+/// A cell's stored code, read from the database.
+async fn stored_code(database_url: &str, cell: &str) -> String {
+    query_text(database_url, "SELECT code FROM cells WHERE id = $1", cell)
+        .await
+        .expect("the cell's row")
 }
 
 /// A cell's stored stdout, read from the database.
 async fn stored_stdout(database_url: &str, cell: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+    query_text(database_url, "SELECT stdout FROM cells WHERE id = $1", cell)
         .await
-        .expect("connect to the test database");
-    let task = tokio::spawn(conn);
-    let row = client
-        .query_one("SELECT stdout FROM cells WHERE id = $1", &[&cell])
-        .await
-        .expect("cell query");
-    drop(client);
-    let _ = task.await;
-    row.get(0)
+        .expect("the cell's row")
 }
 
 /// Creates a notebook through `instance` and makes sure that instance owns it.

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cells::{cell, run, settle};
@@ -66,22 +64,7 @@ struct Scrape {
 impl Scrape {
     /// Parses `text`; a parser error, or a Python without `prometheus_client`, fails the test.
     fn parse(text: String) -> Scrape {
-        let py = std::env::var("PYTHON")
-            .expect("PYTHON must name the test venv's python (scripts/setup-python.sh)");
-        let mut child = Command::new(&py)
-            .args(["-c", PARSER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("run {py}: {e}"));
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write the exposition");
-        let out = child.wait_with_output().expect("parser output");
+        let out = common::python::run(PARSER, text.as_bytes());
         assert!(
             out.status.success(),
             "prometheus_client could not parse /metrics (scripts/setup-python.sh installs it \

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::ws::WsClient;
@@ -23,22 +21,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 /// Runs a Python snippet of the test venv on `input` (stdin, JSON); a failure (or a venv without
 /// the package) fails the test with Python's message.
 fn python(script: &str, input: &Value, what: &str) {
-    let py = std::env::var("PYTHON")
-        .expect("PYTHON must name the test venv's python (scripts/setup-python.sh)");
-    let mut child = Command::new(&py)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {py}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write to python");
-    let out = child.wait_with_output().expect("python output");
+    let out = common::python::run(script, input.to_string().as_bytes());
     assert!(
         out.status.success(),
         "{what} failed (scripts/setup-python.sh installs openapi-spec-validator from \

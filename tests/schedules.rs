@@ -67,6 +67,15 @@ async fn schedule(s: &TestServer, nb: &str, user: &str, body: Value) -> (u16, Va
         .await
 }
 
+/// Deletes the schedule `made` (as created) of `nb`, as the owner.
+async fn unschedule(s: &TestServer, nb: &str, made: &Value) {
+    let id = made["id"].as_str().expect("id");
+    let (status, body) = s
+        .delete(&format!("/api/notebooks/{nb}/schedules/{id}"), OWNER)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 async fn runs(s: &TestServer, nb: &str) -> Vec<Value> {
     let (status, body) = s.get(&format!("/api/notebooks/{nb}/runs"), OWNER).await;
     assert_eq!(status, 200, "{body}");
@@ -325,12 +334,7 @@ both_backends!(
             list.iter().any(|r| r["status"] == "error")
         })
         .await;
-        let path = format!(
-            "/api/notebooks/{nb}/schedules/{}",
-            made["id"].as_str().expect("id")
-        );
-        let (status, body) = s.delete(&path, OWNER).await;
-        assert_eq!(status, 200, "{body}");
+        unschedule(&s, &nb, &made).await;
         let run = list
             .iter()
             .find(|r| r["status"] == "error")
@@ -421,12 +425,7 @@ both_backends!(
                 && list.iter().any(|r| r["status"] == "success")
         })
         .await;
-        let path = format!(
-            "/api/notebooks/{nb}/schedules/{}",
-            made["id"].as_str().expect("id")
-        );
-        let (status, body) = s.delete(&path, OWNER).await;
-        assert_eq!(status, 200, "{body}");
+        unschedule(&s, &nb, &made).await;
         let skipped = list
             .iter()
             .find(|r| r["status"] == "skipped")
@@ -626,12 +625,7 @@ async fn two_instances_fire_each_time_exactly_once() {
         list.len() >= before + 3
     })
     .await;
-    let path = format!(
-        "/api/notebooks/{nb}/schedules/{}",
-        made["id"].as_str().expect("id")
-    );
-    let (status, body) = s.delete(&path, OWNER).await;
-    assert_eq!(status, 200, "{body}");
+    unschedule(&s, &nb, &made).await;
     // Let the last runs end, then read the whole history.
     let list = wait_runs(&s, &nb, Duration::from_secs(120), |list| {
         list.iter().all(finished)

@@ -3,6 +3,7 @@
 //! Every query is written once and run on either backend through [`db_run!`], which expands
 //! the same diesel code for each connection type (the enum-of-connections pattern).
 
+pub mod advisory;
 pub mod audit;
 pub mod fence;
 pub mod instance_lock;

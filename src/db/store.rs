@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::advisory::KeyLock;
 use super::fence::{Fence, FenceCheck};
 use super::models::{CellRow, CellRunState, NewUser, NotebookRow};
 use super::schema::{audit_log, cells, notebook_leases, notebooks, users};
@@ -100,35 +101,9 @@ macro_rules! bump_revision {
     };
 }
 
-/// Serializes one owner's notebook creations until the end of the caller's transaction, so
-/// counting their notebooks and inserting one cannot be raced by a concurrent request.
-trait OwnerLock {
-    async fn lock_owner(&mut self, owner: &str) -> QueryResult<()>;
-}
-
-/// Advisory locks take two int4 keys in a space apart from the one-bigint-key space used by
-/// migrations; this one names "notebooks of an owner".
+/// Lock class of "notebooks of an owner": counting an owner's notebooks and inserting one
+/// cannot be raced by a concurrent request.
 const OWNER_LOCK_CLASS: i32 = 0x6e62_6f77;
-
-impl OwnerLock for diesel_async::AsyncPgConnection {
-    async fn lock_owner(&mut self, owner: &str) -> QueryResult<()> {
-        // Hash collisions only make two owners wait for each other, never skip the lock.
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind::<diesel::sql_types::Integer, _>(OWNER_LOCK_CLASS)
-            .bind::<diesel::sql_types::Text, _>(owner)
-            .execute(self)
-            .await
-            .map(|_| ())
-    }
-}
-
-impl OwnerLock for super::pool::SqliteConn {
-    async fn lock_owner(&mut self, _owner: &str) -> QueryResult<()> {
-        // SQLite is single-instance and its pool has one connection, so transactions already
-        // run one at a time (and in WAL mode a transaction whose read went stale cannot write).
-        Ok(())
-    }
-}
 
 /// Number of notebooks `$owner` owns, inside the caller's transaction.
 macro_rules! owned_count {
@@ -220,7 +195,7 @@ impl Store {
                     if inserted == 0 {
                         return Ok(false);
                     }
-                    c.lock_owner(owner).await?;
+                    c.lock_key(OWNER_LOCK_CLASS, owner).await?;
                     if owned_count!(c, owner)? >= max_notebooks {
                         return Ok(true);
                     }
@@ -259,7 +234,7 @@ impl Store {
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
-                    c.lock_owner(&new.owner_id).await?;
+                    c.lock_key(OWNER_LOCK_CLASS, &new.owner_id).await?;
                     if owned_count!(c, &new.owner_id)? >= max_notebooks {
                         return Err(StoreError::NotebookLimit {
                             limit: max_notebooks,
@@ -718,7 +693,7 @@ impl Store {
         db_run!(conn, |c| {
             c.transaction::<_, StoreError, _>(|c| {
                 async move {
-                    c.lock_owner(&new.owner_id).await?;
+                    c.lock_key(OWNER_LOCK_CLASS, &new.owner_id).await?;
                     if owned_count!(c, &new.owner_id)? >= max_notebooks {
                         return Err(StoreError::NotebookLimit {
                             limit: max_notebooks,

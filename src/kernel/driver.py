@@ -686,25 +686,27 @@ def do_plan(req):
     stop = False
     # A step's `done` goes out with the next step's `started`, in one write: the next step
     # begins at once, so nothing waits for it, and a plan costs one write per cell.
-    pending = b""
+    pending = []
     for step in req.get("steps") or []:
         sid = step.get("id")
         if stop or plan_id in CANCELLED_PLANS:
-            pending += _dumps({"type": "done", "id": sid, "status": "cancelled", "error": None})
+            pending.append(_dumps({"type": "done", "id": sid, "status": "cancelled", "error": None}))
             continue
         if any(p in failed for p in step.get("parents") or ()):
             failed.add(sid)
-            pending += _dumps({"type": "done", "id": sid, "status": "blocked", "error": None})
+            pending.append(_dumps({"type": "done", "id": sid, "status": "blocked", "error": None}))
             continue
         started = b'{"type":"started","id":%d}\n' % sid if type(sid) is int else _dumps({"type": "started", "id": sid})
-        send(None, pending + started)
-        status, pending = execute_step(sid, step.get("code", ""), defer_done=True)
+        pending.append(started)
+        send(None, b"".join(pending))
+        status, done = execute_step(sid, step.get("code", ""), defer_done=True)
+        pending = [done]
         if status != "ok":
             failed.add(sid)
         if status == "interrupted":
             stop = True
     if pending:
-        send(None, pending)
+        send(None, b"".join(pending))
     CANCELLED_PLANS.discard(plan_id)
 
 

@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use crate::db::advisory::KeyLock;
 use crate::db::models::CellRow;
 use crate::db::schema::{cells, notebooks, runs, schedules};
 use crate::db::{Db, DbError};
@@ -168,39 +169,16 @@ pub struct RunnableNotebook {
     pub cells: Vec<CellRow>,
 }
 
-/// Serializes run starts of one notebook until the end of the caller's transaction, so two
-/// starts (a fire and a `POST /runs`, or two instances) cannot both see "nothing running".
-trait NotebookRunLock {
-    async fn lock_runs_of(&mut self, notebook_id: &str) -> QueryResult<()>;
-}
-
-/// Advisory lock class (first int4 key) for "runs of a notebook".
+/// Lock class of "runs of a notebook": two starts (a fire and a `POST /runs`, or two
+/// instances) cannot both see "nothing running".
 const RUN_LOCK_CLASS: i32 = 0x6e62_7275;
-
-impl NotebookRunLock for diesel_async::AsyncPgConnection {
-    async fn lock_runs_of(&mut self, notebook_id: &str) -> QueryResult<()> {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind::<diesel::sql_types::Integer, _>(RUN_LOCK_CLASS)
-            .bind::<diesel::sql_types::Text, _>(notebook_id)
-            .execute(self)
-            .await
-            .map(|_| ())
-    }
-}
-
-impl NotebookRunLock for crate::db::pool::SqliteConn {
-    async fn lock_runs_of(&mut self, _notebook_id: &str) -> QueryResult<()> {
-        // One connection, one transaction at a time: already serialized.
-        Ok(())
-    }
-}
 
 /// Inside the caller's transaction (taking the run lock): records a run of `notebook_id`,
 /// as running, or, when another run of it is still going, as skipped (`$record_skip`) or
 /// not at all; then trims the notebook's history to `keep` finished runs.
 macro_rules! record_run {
     ($c:ident, $notebook_id:expr, $schedule_id:expr, $fire:expr, $trigger:expr, $now:expr, $keep:expr, $record_skip:expr) => {{
-        $c.lock_runs_of($notebook_id).await?;
+        $c.lock_key(RUN_LOCK_CLASS, $notebook_id).await?;
         let running: Option<String> = runs::table
             .filter(runs::notebook_id.eq($notebook_id))
             .filter(runs::status.eq(RunStatus::Running.as_str()))

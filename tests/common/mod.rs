@@ -4,6 +4,7 @@
 pub mod cells;
 pub mod instances;
 pub mod procs;
+pub mod python;
 pub mod tokens;
 pub mod wheels;
 pub mod ws;
