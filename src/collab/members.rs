@@ -36,35 +36,29 @@ pub async fn access(
     notebook_id: &str,
 ) -> Result<Option<(String, Option<Role>)>, DbError> {
     let mut conn = db.get().await?;
+    // One statement (no transaction): this runs on every notebook request.
     let found = db_run!(conn, |c| {
-        c.transaction::<_, diesel::result::Error, _>(|c| {
-            async move {
-                let owner = notebooks::table
-                    .find(notebook_id)
-                    .select(notebooks::owner_id)
-                    .first::<String>(c)
-                    .await
-                    .optional()?;
-                let Some(owner) = owner else {
-                    return Ok(None);
-                };
-                if owner == user_id {
-                    return Ok(Some((owner, Some(Role::Owner))));
-                }
-                let role = notebook_members::table
-                    .find((notebook_id, user_id))
-                    .select(notebook_members::role)
-                    .first::<String>(c)
-                    .await
-                    .optional()?;
-                Ok(Some((owner, role.as_deref().map(stored_role))))
-            }
-            .scope_boxed()
-        })
-        .await
+        notebooks::table
+            .left_join(
+                notebook_members::table.on(notebook_members::notebook_id
+                    .eq(notebooks::id)
+                    .and(notebook_members::user_id.eq(user_id))),
+            )
+            .filter(notebooks::id.eq(notebook_id))
+            .select((notebooks::owner_id, notebook_members::role.nullable()))
+            .first::<(String, Option<String>)>(c)
+            .await
+            .optional()
     })
     .map_err(DbError::Query)?;
-    Ok(found)
+    Ok(found.map(|(owner, role)| {
+        let role = if owner == user_id {
+            Some(Role::Owner)
+        } else {
+            role.as_deref().map(stored_role)
+        };
+        (owner, role)
+    }))
 }
 
 /// The members of a notebook (owner excluded), oldest first.
