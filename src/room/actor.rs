@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -76,6 +77,13 @@ pub struct NotebookRoom {
     next_token: u64,
     seq: u64,
     sessions: HashMap<u64, SessionHandle>,
+    /// Sessions with new events and no wake-up sent yet: woken together once the messages
+    /// already in the room's mailbox are handled, so a batch of events costs each session
+    /// one write, not one per event.
+    pending_wakes: Vec<Recipient<Wake>>,
+    /// The room's own address, to schedule [`FlushWakes`] (weak: it must not keep the room
+    /// alive).
+    own_addr: Option<WeakAddr<NotebookRoom>>,
     next_session: u64,
     idle_after: Duration,
     last_activity: Instant,
@@ -130,6 +138,8 @@ impl NotebookRoom {
             next_token: 0,
             seq: 0,
             sessions: HashMap::new(),
+            pending_wakes: Vec::new(),
+            own_addr: None,
             next_session: 0,
             idle_after: Duration::from_secs(config.room_idle_secs.max(1)),
             last_activity: Instant::now(),
@@ -162,10 +172,12 @@ impl NotebookRoom {
         }
         let message = Arc::new(event.to_string());
         let limit = max_events(self.state.cells.len());
+        let pending = &mut self.pending_wakes;
+        let was_empty = pending.is_empty();
         self.sessions.retain(
             |_, session| match session.outbox.push(message.clone(), limit) {
                 Pushed::Wake => {
-                    session.wake.do_send(Wake);
+                    pending.push(session.wake.clone());
                     true
                 }
                 Pushed::Queued => true,
@@ -176,6 +188,19 @@ impl NotebookRoom {
                 }
             },
         );
+        if was_empty && !self.pending_wakes.is_empty() {
+            match self.own_addr.as_ref().and_then(WeakAddr::upgrade) {
+                Some(addr) => addr.do_send(FlushWakes),
+                None => self.flush_wakes(),
+            }
+        }
+    }
+
+    /// Wakes every session [`NotebookRoom::broadcast`] queued events for.
+    fn flush_wakes(&mut self) {
+        for wake in self.pending_wakes.drain(..) {
+            wake.do_send(Wake);
+        }
     }
 
     fn broadcast_cell_updated(&mut self, cell_id: &str) {
@@ -597,6 +622,19 @@ impl NotebookRoom {
         }
     }
 
+    /// A cell's code changed: the rest of a running plan is re-planned, and the graph is
+    /// rebuilt only when the names the cell writes or reads changed (an edit of a value, or
+    /// every keystroke inside an expression, costs nothing that grows with the notebook).
+    pub(super) fn code_changed(&mut self, cell_id: &str, names_changed: bool) {
+        if names_changed {
+            self.graph_changed(cell_id);
+        } else {
+            self.replan_unstarted();
+        }
+    }
+
+    /// Cells were added, removed, moved or renamed what they define: rebuilds the graph and
+    /// re-announces the cells whose graph error changed (except `except`).
     fn graph_changed(&mut self, except: &str) {
         self.replan_unstarted();
         for id in self.state.rebuild_graph() {
@@ -745,6 +783,7 @@ impl Actor for NotebookRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.own_addr = Some(ctx.address().downgrade());
         let every =
             (self.idle_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         ctx.run_interval(every, |_, ctx| ctx.notify(IdleCheck));
@@ -754,6 +793,7 @@ impl Actor for NotebookRoom {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.flush_wakes();
         log::info!("room closed for notebook {}", self.state.id);
         // An unfinished install is queued again when the notebook next opens.
         self.packages.abort();
@@ -784,6 +824,14 @@ impl Handler<IdleCheck> for NotebookRoom {
         if self.last_activity.elapsed() >= self.idle_after {
             ctx.stop();
         }
+    }
+}
+
+impl Handler<FlushWakes> for NotebookRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushWakes, _: &mut Self::Context) {
+        self.flush_wakes();
     }
 }
 
@@ -1119,12 +1167,13 @@ impl Handler<UpdateCell> for NotebookRoom {
                     .cell(&row.id)
                     .map(|c| c.names.writes.clone())
                     .unwrap_or_default();
-                if let Some(cell) = room.state.cell_mut(&row.id) {
-                    cell.set_code(row.code.clone(), row.result_name.clone());
-                }
+                let names_changed = room
+                    .state
+                    .cell_mut(&row.id)
+                    .is_some_and(|cell| cell.set_code(row.code.clone(), row.result_name.clone()));
                 let stale = room.state.names_only_defined_by(&row.id, &old_writes);
                 room.forget(stale);
-                room.graph_changed(&row.id);
+                room.code_changed(&row.id, names_changed);
                 room.mark_edited_stale(edited);
                 room.yjs_code_replaced(&row.id, &row.code);
                 room.broadcast_cell_updated(&row.id);

@@ -231,6 +231,11 @@ pub struct StopKernelForQuota {
     pub ticket: u64,
 }
 
+/// Sends the wake-ups the room's last handled messages collected (see `NotebookRoom::broadcast`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushWakes;
+
 /// Periodic check whether the room should stop.
 #[derive(Message)]
 #[rtype(result = "()")]

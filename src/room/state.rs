@@ -95,11 +95,15 @@ impl LiveCell {
         }
     }
 
-    /// Replaces the code and result name and re-analyses them.
-    pub fn set_code(&mut self, code: String, result_name: Option<String>) {
-        self.names = analyze(self.cell_type, &code, result_name.as_deref());
+    /// Replaces the code and result name and re-analyses them; answers whether the names the
+    /// cell writes or reads changed (only then can the dependency graph change).
+    pub fn set_code(&mut self, code: String, result_name: Option<String>) -> bool {
+        let names = analyze(self.cell_type, &code, result_name.as_deref());
+        let changed = names.writes != self.names.writes || names.reads != self.names.reads;
+        self.names = names;
         self.code = code;
         self.result_name = result_name;
+        changed
     }
 
     /// Appends output text, keeping at most [`MAX_STDOUT_BYTES`] (then a truncation notice).

@@ -128,10 +128,10 @@ impl NotebookRoom {
         };
         let old_writes = cell.names.writes.clone();
         let result_name = cell.result_name.clone();
-        cell.set_code(code, result_name);
+        let names_changed = cell.set_code(code, result_name);
         let stale = self.state.names_only_defined_by(cell_id, &old_writes);
         self.forget(stale);
-        self.graph_changed(cell_id);
+        self.code_changed(cell_id, names_changed);
         self.mark_edited_stale(marks);
         if !self.collab.unannounced.iter().any(|id| id == cell_id) {
             self.collab.unannounced.push(cell_id.to_string());
