@@ -108,6 +108,11 @@ async fn chain_reruns_downstream() {
     run(&s, &nb, &x).await;
     let n = wait_settled(&s, &nb).await;
     assert_eq!(text_output(cell(&n, &z)).as_deref(), Some("30"));
+    // Same names, new value: the dependants still re-run.
+    edit(&s, &nb, &x, "x = 5").await;
+    run(&s, &nb, &x).await;
+    let n = wait_settled(&s, &nb).await;
+    assert_eq!(text_output(cell(&n, &z)).as_deref(), Some("60"));
     s.finish().await;
 }
 
@@ -164,6 +169,13 @@ async fn multiple_definitions_and_cycles_are_errors_until_fixed() {
     run(&s, &nb, &one).await;
     let n = wait_settled(&s, &nb).await;
     assert_eq!(cell(&n, &one)["status"], "error");
+    // An edit that keeps the names (the graph is not rebuilt) keeps the conflict.
+    edit(&s, &nb, &two, "x = 3").await;
+    let n = s.notebook(U, &nb).await;
+    for id in [&one, &two] {
+        let error = cell(&n, id)["error"].as_str().unwrap_or("");
+        assert!(error.contains("more than one cell"), "{error}");
+    }
     edit(&s, &nb, &two, "w = 2").await;
     let n = s.notebook(U, &nb).await;
     assert_eq!(cell(&n, &one)["error"], Value::Null);
