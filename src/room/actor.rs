@@ -61,6 +61,13 @@ struct SessionHandle {
     role: Arc<crate::collab::SessionRole>,
 }
 
+/// From this many sessions, wake-ups wait [`COALESCE_FOR`] so the events that follow
+/// (a run's status, output and end) reach each session in one write: a wave of writes to
+/// every session then takes longer than the wait.
+const COALESCE_FROM_SESSIONS: usize = 64;
+/// How long a big room gathers events before waking its sessions.
+const COALESCE_FOR: Duration = Duration::from_millis(1);
+
 /// The actor owning one notebook's live state, kernel and sessions.
 pub struct NotebookRoom {
     pub(super) state: NotebookState,
@@ -190,6 +197,12 @@ impl NotebookRoom {
         );
         if was_empty && !self.pending_wakes.is_empty() {
             match self.own_addr.as_ref().and_then(WeakAddr::upgrade) {
+                Some(addr) if self.sessions.len() >= COALESCE_FROM_SESSIONS => {
+                    actix::spawn(async move {
+                        tokio::time::sleep(COALESCE_FOR).await;
+                        addr.do_send(FlushWakes);
+                    });
+                }
                 Some(addr) => addr.do_send(FlushWakes),
                 None => self.flush_wakes(),
             }
