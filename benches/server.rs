@@ -292,8 +292,13 @@ async fn chain_bench() {
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![500, 1000, 5000, 10000]);
+    // CHAIN_RUNS: timed runs per chain (more give a profiler more samples).
+    let runs_wanted: Option<usize> = std::env::var("CHAIN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for n in sizes {
-        let (best, runs) = chain_run(&server, n, if n <= 1000 { 5 } else { 3 }).await;
+        let runs = runs_wanted.unwrap_or(if n <= 1000 { 5 } else { 3 });
+        let (best, runs) = chain_run(&server, n, runs).await;
         let (bare, precompiled) = bare_python_ms(n);
         println!(
             "chain of {n} cells, run request -> last success: first run {:.1} ms, best re-run {best:.1} ms ({:.1} us/cell; runs {runs:.1?}); bare python3 exec of the same {n} statements: {bare:.2} ms from source (ratio {:.1}x), {precompiled:.2} ms precompiled (ratio {:.0}x)",
