@@ -145,6 +145,38 @@ async fn snapshot(s: &TestServer, nb: &str, run_id: &str) -> Value {
     body
 }
 
+both_backends!(
+    simultaneous_creates_stop_at_the_limit,
+    |backend: Backend| async move {
+        let s = TestServer::start(backend).await;
+        let (nb, _) = notebook_with(&s, &["x = 1"]).await;
+        let answers = futures_util::future::join_all(
+            (0..30).map(|i| schedule(&s, &nb, OWNER, json!({ "cron": format!("{i} 3 * * *") }))),
+        )
+        .await;
+        let created = answers.iter().filter(|(status, _)| *status == 201).count();
+        let refused: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == 409)
+            .map(|(_, body)| body)
+            .collect();
+        let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+        assert_eq!((created, refused.len()), (20, 10), "{statuses:?}");
+        assert!(
+            refused.iter().all(|body| body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("at most 20"))),
+            "{refused:?}"
+        );
+        let (status, listed) = s
+            .get(&format!("/api/notebooks/{nb}/schedules"), OWNER)
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed.as_array().map(Vec::len), Some(20), "{listed}");
+        s.finish().await;
+    }
+);
+
 both_backends!(schedules_and_roles, |backend: Backend| async move {
     let s = TestServer::start(backend).await;
     let (nb, _) = notebook_with(&s, &["x = 1"]).await;

@@ -109,15 +109,6 @@ pub async fn create(
     let next_fire_at = schedule
         .next_after(now)
         .ok_or_else(|| ScheduleError::Never(body.cron.clone()))?;
-    let existing = store::list_schedules(state.store.db(), &notebook_id)
-        .await
-        .map_err(StoreError::Db)?;
-    if existing.len() >= MAX_SCHEDULES_PER_NOTEBOOK {
-        return Err(ApiError::Conflict(format!(
-            "Schedule limit reached: a notebook may have at most {MAX_SCHEDULES_PER_NOTEBOOK} \
-             schedules; delete one to add another"
-        )));
-    }
     let row = ScheduleRow {
         id: uuid::Uuid::new_v4().to_string(),
         notebook_id: notebook_id.clone(),
@@ -127,9 +118,16 @@ pub async fn create(
         created_at: now.naive_utc(),
         created_by: user.user_id.clone(),
     };
-    store::create_schedule(state.store.db(), &row)
+    // Counted and inserted under one lock, so simultaneous creates cannot pass the limit.
+    let created = store::create_schedule(state.store.db(), &row, MAX_SCHEDULES_PER_NOTEBOOK)
         .await
         .map_err(StoreError::Db)?;
+    if !created {
+        return Err(ApiError::Conflict(format!(
+            "Schedule limit reached: a notebook may have at most {MAX_SCHEDULES_PER_NOTEBOOK} \
+             schedules; delete one to add another"
+        )));
+    }
     log::info!(
         "user {} scheduled notebook {notebook_id}: {:?} in {} (schedule {})",
         user.user_id,

@@ -234,16 +234,36 @@ macro_rules! record_run {
     }};
 }
 
-/// Inserts a schedule.
-pub async fn create_schedule(db: &Db, row: &ScheduleRow) -> Result<(), DbError> {
+/// Lock class of "schedules of a notebook": two creates cannot both see room for one more.
+const SCHEDULE_LOCK_CLASS: i32 = 0x6e62_7363;
+
+/// Inserts a schedule unless its notebook already has `max` of them; answers whether it did.
+pub async fn create_schedule(db: &Db, row: &ScheduleRow, max: usize) -> Result<bool, DbError> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
     let mut conn = db.get().await?;
-    db_run!(conn, |c| {
-        diesel::insert_into(schedules::table)
-            .values(row)
-            .execute(c)
-            .await
+    let created = db_run!(conn, |c| {
+        c.transaction::<_, diesel::result::Error, _>(|c| {
+            async move {
+                c.lock_key(SCHEDULE_LOCK_CLASS, &row.notebook_id).await?;
+                let existing: i64 = schedules::table
+                    .filter(schedules::notebook_id.eq(&row.notebook_id))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                if existing >= max {
+                    return Ok(false);
+                }
+                diesel::insert_into(schedules::table)
+                    .values(row)
+                    .execute(c)
+                    .await?;
+                Ok(true)
+            }
+            .scope_boxed()
+        })
+        .await
     })?;
-    Ok(())
+    Ok(created)
 }
 
 /// A notebook's schedules, oldest first.
