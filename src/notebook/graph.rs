@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use crate::notebook::analysis::CellNames;
 
@@ -27,32 +28,69 @@ impl<'a> GraphCell<'a> {
     }
 }
 
+/// Adjacency lists of all cells in one allocation: cell `i`'s neighbours are
+/// `targets[offsets[i]..offsets[i + 1]]`, sorted and deduplicated.
+#[derive(Debug, Clone, Default)]
+struct Adjacency {
+    offsets: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Adjacency {
+    /// From `(from, to)` pairs over `n` cells.
+    fn from_edges(n: usize, mut edges: Vec<(usize, usize)>) -> Adjacency {
+        edges.sort_unstable();
+        edges.dedup();
+        let mut offsets = vec![0; n + 1];
+        for &(from, _) in &edges {
+            offsets[from + 1] += 1;
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        Adjacency {
+            offsets,
+            targets: edges.into_iter().map(|(_, to)| to).collect(),
+        }
+    }
+
+    fn of(&self, i: usize) -> &[usize] {
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.targets[a..b],
+            _ => &[],
+        }
+    }
+}
+
 /// Dependency graph over cells in notebook order.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
-    ids: Vec<String>,
-    index: HashMap<String, usize>,
-    /// Sorted, deduplicated child indices per cell.
-    children: Vec<Vec<usize>>,
-    /// Sorted, deduplicated parent indices per cell.
-    parents: Vec<Vec<usize>>,
+    ids: Vec<Arc<str>>,
+    // Seeded per process (names and ids come from users, so no fixed-key hash), and much
+    // cheaper than SipHash: the graph is rebuilt whenever a cell is added.
+    index: FoldMap<Arc<str>, usize>,
+    children: Adjacency,
+    parents: Adjacency,
     /// Strongly connected component of each cell.
     component: Vec<usize>,
     component_count: usize,
     errors: HashMap<String, String>,
 }
 
+type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 impl Graph {
     /// Build from cells in notebook order.
     pub fn build(cells: &[GraphCell]) -> Graph {
         let n = cells.len();
-        let ids: Vec<String> = cells.iter().map(|c| c.id.to_string()).collect();
-        let mut index = HashMap::with_capacity(n);
+        let ids: Vec<Arc<str>> = cells.iter().map(|c| Arc::from(c.id)).collect();
+        let mut index = FoldMap::with_capacity_and_hasher(n, Default::default());
         for (i, id) in ids.iter().enumerate() {
             index.entry(id.clone()).or_insert(i);
         }
 
-        let mut writers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut writers: FoldMap<&str, Vec<usize>> =
+            FoldMap::with_capacity_and_hasher(n, Default::default());
         for (i, cell) in cells.iter().enumerate() {
             for w in cell.writes {
                 let list = writers.entry(w.as_str()).or_default();
@@ -63,47 +101,57 @@ impl Graph {
         }
 
         // BTreeMap so each cell's conflicting names come out sorted.
-        let mut conflicts: Vec<Vec<(&str, &[usize])>> = vec![Vec::new(); n];
         let ambiguous: BTreeMap<&str, &Vec<usize>> = writers
             .iter()
             .filter(|(_, ws)| ws.len() > 1)
             .map(|(k, v)| (*k, v))
             .collect();
+        let mut conflicts: FoldMap<usize, Vec<(&str, &[usize])>> = FoldMap::default();
         for (name, ws) in &ambiguous {
             for &w in *ws {
-                conflicts[w].push((name, ws.as_slice()));
+                conflicts.entry(w).or_default().push((name, ws.as_slice()));
             }
         }
 
-        let mut children = vec![Vec::new(); n];
-        let mut parents = vec![Vec::new(); n];
+        let mut edges = Vec::new();
         for (b, cell) in cells.iter().enumerate() {
             for r in cell.reads {
                 // An ambiguous name creates no edges: nothing may read it.
                 if let Some([a]) = writers.get(r.as_str()).map(Vec::as_slice) {
                     if *a != b {
-                        children[*a].push(b);
-                        parents[b].push(*a);
+                        edges.push((*a, b));
                     }
                 }
             }
         }
-        for list in children.iter_mut().chain(parents.iter_mut()) {
-            list.sort_unstable();
-            list.dedup();
-        }
+        let parents = Adjacency::from_edges(n, edges.iter().map(|&(a, b)| (b, a)).collect());
+        let children = Adjacency::from_edges(n, edges);
 
         let (component, component_count) = tarjan(&children);
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); component_count];
+        // Only cycles (components of more than one cell) need their members listed.
+        let mut sizes = vec![0usize; component_count];
+        for &c in &component {
+            sizes[c] += 1;
+        }
+        let mut cycles: FoldMap<usize, Vec<usize>> = FoldMap::default();
         for (i, &c) in component.iter().enumerate() {
-            members[c].push(i);
+            if sizes[c] > 1 {
+                cycles.entry(c).or_default().push(i);
+            }
         }
 
         let mut errors = HashMap::new();
-        for i in 0..n {
+        let flagged: std::collections::BTreeSet<usize> = conflicts
+            .keys()
+            .copied()
+            .chain(cycles.values().flatten().copied())
+            .collect();
+        for i in flagged {
             // Other cells are named by position ("cell 3"), which people see, not by id.
-            let mut msgs: Vec<String> = conflicts[i]
-                .iter()
+            let mut msgs: Vec<String> = conflicts
+                .get(&i)
+                .into_iter()
+                .flatten()
                 .map(|(name, ws)| {
                     format!(
                         "'{name}' is defined in more than one cell: also in {}",
@@ -111,8 +159,7 @@ impl Graph {
                     )
                 })
                 .collect();
-            let cycle = &members[component[i]];
-            if cycle.len() > 1 {
+            if let Some(cycle) = cycles.get(&component[i]) {
                 let mut others: Vec<usize> = cycle.iter().copied().filter(|&j| j != i).collect();
                 others.sort_unstable();
                 msgs.push(format!(
@@ -121,7 +168,7 @@ impl Graph {
                 ));
             }
             if !msgs.is_empty() {
-                errors.insert(ids[i].clone(), msgs.join("; "));
+                errors.insert(ids[i].to_string(), msgs.join("; "));
             }
         }
 
@@ -156,7 +203,7 @@ impl Graph {
             .collect();
         while let Some(v) = stack.pop() {
             if !std::mem::replace(&mut reached[v], true) {
-                stack.extend(self.children[v].iter().copied().filter(|&w| !reached[w]));
+                stack.extend(self.children.of(v).iter().copied().filter(|&w| !reached[w]));
             }
         }
 
@@ -165,7 +212,7 @@ impl Graph {
         let mut indegree = vec![0usize; self.component_count];
         for v in (0..n).filter(|&v| reached[v]) {
             members[self.component[v]].push(v);
-            for &w in &self.children[v] {
+            for &w in self.children.of(v) {
                 if self.component[w] != self.component[v] {
                     indegree[self.component[w]] += 1;
                 }
@@ -180,8 +227,8 @@ impl Graph {
         let mut order = Vec::new();
         while let Some(Reverse((_, c))) = ready.pop() {
             for &v in &members[c] {
-                order.push(self.ids[v].clone());
-                for &w in &self.children[v] {
+                order.push(self.ids[v].to_string());
+                for &w in self.children.of(v) {
                     let cw = self.component[w];
                     if cw != c {
                         indegree[cw] -= 1;
@@ -200,9 +247,10 @@ impl Graph {
         self.index
             .get(id)
             .map(|&i| {
-                self.parents[i]
+                self.parents
+                    .of(i)
                     .iter()
-                    .map(|&p| self.ids[p].clone())
+                    .map(|&p| self.ids[p].to_string())
                     .collect()
             })
             .unwrap_or_default()
@@ -218,9 +266,9 @@ fn cell_list(indices: impl Iterator<Item = usize>) -> String {
 }
 
 /// Iterative Tarjan SCC (no recursion, so long chains cannot overflow the stack).
-fn tarjan(children: &[Vec<usize>]) -> (Vec<usize>, usize) {
+fn tarjan(children: &Adjacency) -> (Vec<usize>, usize) {
     const UNSEEN: usize = usize::MAX;
-    let n = children.len();
+    let n = children.offsets.len().saturating_sub(1);
     let mut order = vec![UNSEEN; n];
     let mut low = vec![0; n];
     let mut on_stack = vec![false; n];
@@ -239,7 +287,7 @@ fn tarjan(children: &[Vec<usize>]) -> (Vec<usize>, usize) {
         stack.push(start);
         on_stack[start] = true;
         while let Some(&(v, edge)) = calls.last() {
-            if let Some(&w) = children[v].get(edge) {
+            if let Some(&w) = children.of(v).get(edge) {
                 if let Some(top) = calls.last_mut() {
                     top.1 += 1;
                 }

@@ -214,6 +214,21 @@ impl NotebookState {
             .collect();
     }
 
+    /// Re-reads the positions of the cells in `range` (after cells moved within it); cells
+    /// appended at the end touch only themselves.
+    fn reindex_range(&mut self, range: std::ops::Range<usize>) {
+        for i in range {
+            if let Some(cell) = self.cells.get(i) {
+                match self.positions.get_mut(&cell.id) {
+                    Some(at) => *at = i,
+                    None => {
+                        self.positions.insert(cell.id.clone(), i);
+                    }
+                }
+            }
+        }
+    }
+
     /// Index of a cell.
     pub fn index_of(&self, cell_id: &str) -> Option<usize> {
         let known = self.positions.get(cell_id).copied();
@@ -230,7 +245,7 @@ impl NotebookState {
             let cell = self.cells.remove(from);
             let index = index.min(self.cells.len());
             self.cells.insert(index, cell);
-            self.reindex();
+            self.reindex_range(from.min(index)..from.max(index) + 1);
         }
     }
 
@@ -238,14 +253,15 @@ impl NotebookState {
     pub fn insert_cell(&mut self, index: usize, cell: LiveCell) {
         let index = index.min(self.cells.len());
         self.cells.insert(index, cell);
-        self.reindex();
+        self.reindex_range(index..self.cells.len());
     }
 
     /// Removes a cell.
     pub fn remove_cell(&mut self, cell_id: &str) {
         if let Some(at) = self.index_of(cell_id) {
             self.cells.remove(at);
-            self.reindex();
+            self.positions.remove(cell_id);
+            self.reindex_range(at..self.cells.len());
         }
     }
 
@@ -317,5 +333,74 @@ impl NotebookState {
             })
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> CellRow {
+        let now = chrono::Utc::now().naive_utc();
+        CellRow {
+            id: id.into(),
+            notebook_id: "nb".into(),
+            position: 0,
+            cell_type: "python".into(),
+            code: String::new(),
+            code_revision: 0,
+            status: "idle".into(),
+            stdout: String::new(),
+            error: None,
+            outputs: "[]".into(),
+            created_at: now,
+            updated_at: now,
+            result_name: None,
+        }
+    }
+
+    fn state(ids: &[&str]) -> NotebookState {
+        let now = chrono::Utc::now().naive_utc();
+        let notebook = NotebookRow {
+            id: "nb".into(),
+            owner_id: "u".into(),
+            name: "n".into(),
+            db_conn_string: None,
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let rows: Vec<CellRow> = ids.iter().map(|id| row(id)).collect();
+        NotebookState::load(notebook, &rows, false)
+    }
+
+    /// The position map agrees with the cell order (checked without `index_of`'s fallback).
+    fn assert_indexed(state: &NotebookState, order: &[&str]) {
+        let ids: Vec<&str> = state.cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, order);
+        assert_eq!(state.positions.len(), order.len());
+        for (i, id) in order.iter().enumerate() {
+            assert_eq!(state.positions.get(*id), Some(&i), "{id} in {order:?}");
+        }
+    }
+
+    #[test]
+    fn positions_follow_inserts_moves_and_removals() {
+        let mut s = state(&["a", "b", "c", "d"]);
+        assert_indexed(&s, &["a", "b", "c", "d"]);
+        s.insert_cell(4, LiveCell::from_row(&row("e")));
+        assert_indexed(&s, &["a", "b", "c", "d", "e"]);
+        s.insert_cell(1, LiveCell::from_row(&row("f")));
+        assert_indexed(&s, &["a", "f", "b", "c", "d", "e"]);
+        s.move_cell("a", 4);
+        assert_indexed(&s, &["f", "b", "c", "d", "a", "e"]);
+        s.move_cell("e", 0);
+        assert_indexed(&s, &["e", "f", "b", "c", "d", "a"]);
+        s.remove_cell("c");
+        assert_indexed(&s, &["e", "f", "b", "d", "a"]);
+        s.remove_cell("e");
+        assert_indexed(&s, &["f", "b", "d", "a"]);
+        s.insert_cell(99, LiveCell::from_row(&row("g")));
+        assert_indexed(&s, &["f", "b", "d", "a", "g"]);
     }
 }
