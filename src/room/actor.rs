@@ -63,8 +63,10 @@ struct SessionHandle {
 
 /// From this many sessions, wake-ups wait [`COALESCE_FOR`] so the events that follow
 /// (a run's status, output and end) reach each session in one write: a wave of writes to
-/// every session then takes longer than the wait.
-const COALESCE_FROM_SESSIONS: usize = 64;
+/// that many sessions takes several times the wait. Below it, waking at once is faster
+/// (measured: 1000 tabs p50 21 -> 14 ms with the wait; an edit seen by one of 200 tabs
+/// 2 -> 5 ms, so smaller rooms do not wait).
+const COALESCE_FROM_SESSIONS: usize = 256;
 /// How long a big room gathers events before waking its sessions.
 const COALESCE_FOR: Duration = Duration::from_millis(1);
 
